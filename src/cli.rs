@@ -1,0 +1,188 @@
+//! The command line, parsed in Rust. `run` takes the whole argv and returns the exit status; the
+//! JS bin shim only forwards `process.argv` and exits with what comes back.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::commands::{self, Report, RootOptions};
+use crate::error::{exit, Error};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "botsync",
+    bin_name = "botsync",
+    version = crate::VERSION,
+    about = "Peer-to-peer folder sync for AI agents. Two commands, no server, no account.",
+    after_help = "Exit status: 0 ok, 1 failure, 2 usage error. With --json every command prints exactly one JSON object on stdout."
+)]
+pub struct Cli {
+    /// Print exactly one JSON object on stdout (errors included), for agents
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The sync root [default: $BOTSYNC_ROOT, then ~/sync]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the sync root, start Syncthing and print a pairing code
+    Init(InitArgs),
+    /// Pair with another machine using its 5-word code
+    Join(JoinArgs),
+    /// Print a new pairing code to add another machine
+    Invite(InviteArgs),
+    /// Start Syncthing and the background process (after a reboot or `stop`)
+    Start,
+    /// Stop Syncthing and the background process
+    Stop,
+    /// Show engine state, folders and peers
+    Status,
+    /// Check the installation and explain how to fix what fails
+    Doctor,
+    /// Run a pairing relay (self-hosted)
+    Relay(RelayArgs),
+    /// Pair two throwaway roots on this machine and sync a file each way
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Network profile: internet (discovery, relays, NAT), lan (local discovery) or direct (pairing addresses only)
+    #[arg(long, value_name = "PROFILE")]
+    pub network: Option<String>,
+    /// Pairing relay URL [env: BOTSYNC_RELAY]
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+    /// Return at once; the background process completes the pairing while the code is valid
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The pairing code (5 words) or an offline code
+    #[arg(value_name = "CODE", num_args = 1.., required = true)]
+    pub code: Vec<String>,
+    /// Network profile for this machine, as for `init`
+    #[arg(long, value_name = "PROFILE")]
+    pub network: Option<String>,
+    /// Pairing relay URL [env: BOTSYNC_RELAY]
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+    /// Give up after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// Pairing relay URL [env: BOTSYNC_RELAY]
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+    /// Return at once; the background process completes the pairing while the code is valid
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
+    pub listen: String,
+    /// Keep pairing state in Redis so several relay instances share it
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+}
+
+/// Parses `argv` (with the program name first) and runs the command; returns the exit status.
+pub async fn run(argv: Vec<String>) -> i32 {
+    let wants_json = argv.iter().skip(1).any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return print_parse_outcome(e, wants_json),
+    };
+    let json = cli.json;
+    match dispatch(cli).await {
+        Ok(report) => {
+            print_stdout(&if json { report.0 } else { report.1 });
+            exit::OK
+        }
+        Err(error) => {
+            print_error(&error, json);
+            error.exit_code()
+        }
+    }
+}
+
+/// A rendered report: (JSON text, human text).
+struct Rendered(String, String);
+
+fn render<R: Report>(report: R) -> Rendered {
+    Rendered(serde_json::to_string(&report).expect("reports always serialize"), report.human())
+}
+
+async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
+    let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
+    match cli.command {
+        Command::Status => Ok(render(commands::status::run(&root).await?)),
+        Command::Init(_) => Err(Error::NotAvailable("init")),
+        Command::Join(_) => Err(Error::NotAvailable("join")),
+        Command::Invite(_) => Err(Error::NotAvailable("invite")),
+        Command::Start => Err(Error::NotAvailable("start")),
+        Command::Stop => Err(Error::NotAvailable("stop")),
+        Command::Doctor => Err(Error::NotAvailable("doctor")),
+        Command::Relay(_) => Err(Error::NotAvailable("relay")),
+        Command::Demo => Err(Error::NotAvailable("demo")),
+    }
+}
+
+fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            if json && e.kind() == ErrorKind::DisplayVersion {
+                print_stdout(&json!({ "version": crate::VERSION }).to_string());
+            } else {
+                print_stdout(e.render().to_string().trim_end());
+            }
+            exit::OK
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | _ => {
+            let error = Error::Usage(first_line(&e.render().to_string()));
+            print_error(&error, json);
+            if !json {
+                eprintln!("Run `botsync --help` for the commands.");
+            }
+            exit::USAGE
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid usage");
+    line.trim_start_matches("error: ").trim().to_string()
+}
+
+pub fn error_json(error: &Error) -> serde_json::Value {
+    json!({ "error": { "code": error.code().as_str(), "message": error.to_string() } })
+}
+
+fn print_error(error: &Error, json: bool) {
+    if json {
+        print_stdout(&error_json(error).to_string());
+    } else {
+        let _ = writeln!(std::io::stderr(), "botsync: {error}");
+    }
+}
+
+fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}

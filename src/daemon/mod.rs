@@ -1,0 +1,1 @@
+//! The background process: pairing completion, notifications and fast scans.

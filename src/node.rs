@@ -1,0 +1,46 @@
+//! The Node binding: thin `#[napi]` wrappers over `cli` and `commands`. Errors become JS `Error`s
+//! whose `code` is the stable `BOTSYNC_*` identifier.
+
+use napi::bindgen_prelude::{ToNapiValue, Unknown};
+use napi::{sys, JsError};
+use napi_derive::napi;
+
+use crate::commands::{self, status::StatusReport, RootOptions};
+use crate::error::Error;
+
+/// A command's outcome on its way to JS: resolves with the report, or rejects with an `Error`
+/// whose `code` is ours. (napi's own async error path only knows its fixed `Status` codes, so
+/// the rejection is built here, where the JS environment is at hand.)
+pub struct Answer<T>(Result<T, Error>);
+
+impl<T> From<Result<T, Error>> for Answer<T> {
+    fn from(result: Result<T, Error>) -> Self {
+        Answer(result)
+    }
+}
+
+impl<T: ToNapiValue> ToNapiValue for Answer<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, answer: Self) -> napi::Result<sys::napi_value> {
+        match answer.0 {
+            Ok(value) => T::to_napi_value(env, value),
+            Err(error) => {
+                let js_error = JsError::from(napi::Error::new(error.code(), error.to_string())).into_value(env);
+                Err(napi::Error::from(Unknown::from_raw_unchecked(env, js_error)))
+            }
+        }
+    }
+}
+
+/// Runs the botsync command line with `argv` (`process.argv.slice(1)`) and resolves with the
+/// exit status.
+#[napi]
+pub async fn run_cli(argv: Vec<String>) -> i32 {
+    crate::cli::run(argv).await
+}
+
+/// The root's state, folders, peers and notification queue. Resolves with
+/// `initialized: false` on a root that was never set up.
+#[napi(ts_return_type = "Promise<StatusReport>")]
+pub async fn status(options: Option<RootOptions>) -> Answer<StatusReport> {
+    commands::status::run(&options.unwrap_or_default()).await.into()
+}

@@ -1,0 +1,1 @@
+//! Pairing: codes, the PAKE exchange, offline codes and the relay client.
