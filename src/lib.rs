@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod device_id;
 pub mod engine;
 pub mod error;
 pub mod pairing;
