@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::mailbox::{Mailbox, Slot, MAILBOX_TTL};
 use super::pake::{GuestPake, HostPake, SessionKeys, MISMATCH_MARKER};
-use super::{MailboxId, PairingCode, PairingError, PeerInfo};
+use super::original::{self, OriginalCode, OriginalPayload};
+use super::{MailboxId, PairingCode, PairingError, PeerInfo, RelayClient};
 
 /// One long-poll; below the relay's 30 s cap so proxies with 30 s idle timeouts don't cut it.
 const POLL: Duration = Duration::from_secs(25);
@@ -165,5 +166,24 @@ pub mod guest {
             return Err(PairingError::CodeMismatch);
         }
         read_peer_info(&keys.open_from_host(&reply)?)
+    }
+
+    /// How a relay join ended: a v2 exchange, or the original protocol's bare host device ID
+    /// (the caller must then announce `original::device_name_tag` in its device name).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Joined {
+        V2(PeerInfo),
+        Original(OriginalPayload),
+    }
+
+    /// `join` over a relay, falling back to the original protocol when the relay has no such
+    /// mailbox (an original code) or no v2 API at all.
+    pub async fn join_via_relay(relay: &RelayClient, code: &PairingCode, me: &PeerInfo) -> Result<Joined, PairingError> {
+        match join(relay, code, me).await {
+            Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => {
+                original::lookup(relay, &OriginalCode::from(code)).await.map(Joined::Original)
+            }
+            other => other.map(Joined::V2),
+        }
     }
 }
