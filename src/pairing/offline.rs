@@ -30,6 +30,7 @@ const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 #[derive(Clone, PartialEq, Eq)]
 pub struct OfflineCode {
     pub device_id: DeviceId,
+    /// IP and port only: IPv6 scope ids and flow labels mean nothing on the other machine.
     pub addresses: Vec<SocketAddr>,
     pub secret: [u8; 16],
 }
@@ -53,7 +54,9 @@ impl OfflineCode {
     pub fn new(device_id: DeviceId, addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
         let mut secret = [0u8; 16];
         rand::rng().fill_bytes(&mut secret);
-        OfflineCode { device_id, addresses: addresses.into_iter().take(MAX_ADDRESSES).collect(), secret }
+        let addresses =
+            addresses.into_iter().take(MAX_ADDRESSES).map(|a| SocketAddr::new(a.ip(), a.port())).collect();
+        OfflineCode { device_id, addresses, secret }
     }
 
     /// Addresses in Syncthing's form, `tcp://ip:port`.
