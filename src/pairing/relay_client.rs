@@ -211,10 +211,11 @@ pub mod response {
             },
             _ if looks_html(answer) => not_a_relay(url, answer),
             409 => PairingError::CodeAlreadyUsed,
-            // A proxy in front of a relay that is down: as good as unreachable.
+            // A proxy in front of a relay that is down, or a relay whose storage is down: as good
+            // as unreachable, and another relay may work.
             502..=504 => PairingError::RelayUnreachable {
                 url: url.to_string(),
-                reason: format!("HTTP {} from a proxy{}", answer.status, said()),
+                reason: format!("it answered HTTP {}{}", answer.status, said()),
             },
             400 | 413 => protocol(url, format!("rejected the request (HTTP {}){}", answer.status, said())),
             500..=599 => protocol(url, format!("failed with HTTP {}{}", answer.status, said())),
