@@ -96,7 +96,7 @@ async fn a_relay_flipping_a_bit_causes_a_mismatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_twenty_racing_guests_exactly_one_pairs() {
     const GUESTS: usize = 20;
-    let store = Arc::new(RaceGuests { inner: MemoryMailbox::new(), barrier: tokio::sync::Barrier::new(GUESTS) });
+    let store = Arc::new(RaceGuests::new(MemoryMailbox::new(), GUESTS));
     let code = host::open_invite(&store).await.unwrap().code;
     let guests: Vec<_> = (0..GUESTS)
         .map(|i| {
@@ -173,4 +173,31 @@ async fn store_round_trips_raw_slots() {
     let a = store.allocate().await.unwrap();
     store.put(a.mailbox, Slot::GuestData, &[0u8; 16 * 1024]).await.unwrap();
     assert!(store.put(a.mailbox, Slot::HostPake, &vec![0u8; 16 * 1024 + 1]).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_blip_during_a_wait_is_survived() {
+    // Host-side (waiting for guest-pake) and guest-side (waiting for host-data) blips.
+    for slot in [Slot::GuestPake, Slot::HostData] {
+        let store = Arc::new(Flaky { inner: MemoryMailbox::new(), slot, failures: 2.into() });
+        let code = host::open_invite(&store).await.unwrap().code;
+        let host_task = {
+            let store = store.clone();
+            tokio::spawn(async move { host::complete(&store, &code, &host_info(), soon(30)).await })
+        };
+        let guest = guest::join_until(&store, &code, &info(2, "laptop"), soon(30)).await;
+        assert_eq!(guest.unwrap(), host_info(), "blip on {slot}");
+        assert_eq!(host_task.await.unwrap().unwrap().name, "laptop");
+        assert_eq!(store.failures.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_relay_that_fails_at_once_is_not_retried() {
+    let store = Flaky { inner: MemoryMailbox::new(), slot: Slot::HostPake, failures: 1.into() };
+    let code = host::open_invite(&store).await.unwrap().code;
+    let started = std::time::Instant::now();
+    let result = guest::join(&store, &code, &info(2, "g")).await;
+    assert!(matches!(result, Err(PairingError::RelayUnreachable { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
 }

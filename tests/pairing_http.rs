@@ -63,10 +63,7 @@ async fn long_poll_returns_when_the_slot_is_written() {
 async fn twenty_racing_guests_over_http() {
     const GUESTS: usize = 20;
     let server = serve(v2_router(Arc::new(MemoryMailbox::new()))).await;
-    let relay = Arc::new(RaceGuests {
-        inner: RelayClient::new(&server.url).unwrap(),
-        barrier: tokio::sync::Barrier::new(GUESTS),
-    });
+    let relay = Arc::new(RaceGuests::new(RelayClient::new(&server.url).unwrap(), GUESTS));
     let code = host::open_invite(&relay).await.unwrap().code;
     let guests: Vec<_> = (0..GUESTS)
         .map(|i| {

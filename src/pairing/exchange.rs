@@ -31,12 +31,20 @@ impl Invite {
     }
 }
 
+/// Pause after a failed poll before trying again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
+
 /// Waits for `slot` until `deadline`. `Ok(None)` means the deadline passed.
+///
+/// Once the relay has answered in this exchange (`reached`), a network blip or a rate limit during
+/// a wait of minutes is retried rather than fatal: a daemon holding an invite open should survive
+/// a Wi-Fi hiccup. Before that, failing fast gives the person a clear "relay unreachable".
 async fn wait_for(
     mailbox: &impl Mailbox,
     id: MailboxId,
     slot: Slot,
     deadline: SystemTime,
+    mut reached: bool,
 ) -> Result<Option<Vec<u8>>, PairingError> {
     loop {
         let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
@@ -44,13 +52,20 @@ async fn wait_for(
             return Ok(None);
         }
         let started = Instant::now();
-        if let Some(data) = mailbox.get(id, slot, left.min(POLL)).await? {
-            return Ok(Some(data));
-        }
-        let took = started.elapsed();
-        if took < MIN_POLL_INTERVAL {
-            tokio::time::sleep(MIN_POLL_INTERVAL - took).await;
-        }
+        let pause = match mailbox.get(id, slot, left.min(POLL)).await {
+            Ok(Some(data)) => return Ok(Some(data)),
+            Ok(None) => {
+                reached = true;
+                MIN_POLL_INTERVAL.saturating_sub(started.elapsed())
+            }
+            Err(PairingError::RelayUnreachable { .. }) if reached => RETRY_AFTER_FAILURE,
+            Err(PairingError::RateLimited { retry_after_secs, .. }) if reached => {
+                Duration::from_secs(retry_after_secs).max(RETRY_AFTER_FAILURE)
+            }
+            Err(e) => return Err(e),
+        };
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        tokio::time::sleep(pause.min(left)).await;
     }
 }
 
@@ -96,13 +111,13 @@ pub mod host {
         // not ours, so we cannot finish in its place.
         mailbox.put(id, Slot::HostPake, &message).await?;
 
-        let Some(guest_message) = wait_for(mailbox, id, Slot::GuestPake, deadline).await? else {
+        let Some(guest_message) = wait_for(mailbox, id, Slot::GuestPake, deadline, true).await? else {
             // Close the mailbox so a late joiner is told the code expired instead of hanging.
             let _ = mailbox.delete(id).await;
             return Err(PairingError::Timeout("a machine to join with this code"));
         };
         let keys = pake.finish(&guest_message);
-        let Some(guest_data) = wait_for(mailbox, id, Slot::GuestData, deadline).await? else {
+        let Some(guest_data) = wait_for(mailbox, id, Slot::GuestData, deadline, true).await? else {
             let _ = mailbox.delete(id).await;
             return Err(PairingError::Timeout("the joining machine to send its details"));
         };
@@ -144,7 +159,7 @@ pub mod guest {
         deadline: SystemTime,
     ) -> Result<PeerInfo, PairingError> {
         let id = code.mailbox();
-        let host_message = wait_for(mailbox, id, Slot::HostPake, deadline)
+        let host_message = wait_for(mailbox, id, Slot::HostPake, deadline, false)
             .await?
             .ok_or(PairingError::Timeout("the inviting machine (is its botsync running?)"))?;
         let (pake, message) = GuestPake::start(code);
@@ -159,7 +174,7 @@ pub mod guest {
             }
         };
         mailbox.put(id, Slot::GuestData, &keys.seal_for_host(&to_json(me))).await?;
-        let reply = wait_for(mailbox, id, Slot::HostData, deadline)
+        let reply = wait_for(mailbox, id, Slot::HostData, deadline, true)
             .await?
             .ok_or(PairingError::Timeout("the inviting machine to answer"))?;
         if reply == MISMATCH_MARKER {

@@ -193,10 +193,20 @@ impl<M: Mailbox> Mailbox for Tamper<M> {
     }
 }
 
-/// Holds every `guest-pake` write until `n` guests are ready to write, so they truly race.
+/// Holds every `guest-pake` write until all guests are ready to write, so they truly race, and
+/// holds each writer after its write until all have written, so the winner cannot finish (and the
+/// relay drop the mailbox) before a slow loser's write lands: that loser would rightly be told
+/// "expired", which is not the race under test.
 pub struct RaceGuests<M> {
     pub inner: M,
-    pub barrier: tokio::sync::Barrier,
+    pub ready: tokio::sync::Barrier,
+    pub written: tokio::sync::Barrier,
+}
+
+impl<M> RaceGuests<M> {
+    pub fn new(inner: M, guests: usize) -> Self {
+        RaceGuests { inner, ready: tokio::sync::Barrier::new(guests), written: tokio::sync::Barrier::new(guests) }
+    }
 }
 
 impl<M: Mailbox> Mailbox for RaceGuests<M> {
@@ -204,12 +214,43 @@ impl<M: Mailbox> Mailbox for RaceGuests<M> {
         self.inner.allocate().await
     }
     async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
-        if slot == Slot::GuestPake {
-            self.barrier.wait().await;
+        if slot != Slot::GuestPake {
+            return self.inner.put(mailbox, slot, data).await;
         }
+        self.ready.wait().await;
+        let result = self.inner.put(mailbox, slot, data).await;
+        self.written.wait().await;
+        result
+    }
+    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, wait).await
+    }
+    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
+        self.inner.delete(mailbox).await
+    }
+}
+
+/// Fails the first `failures` reads of `slot` with `RelayUnreachable`, like a relay restarting
+/// behind its load balancer or a laptop changing networks.
+pub struct Flaky<M> {
+    pub inner: M,
+    pub slot: Slot,
+    pub failures: std::sync::atomic::AtomicUsize,
+}
+
+impl<M: Mailbox> Mailbox for Flaky<M> {
+    async fn allocate(&self) -> Result<Allocation, PairingError> {
+        self.inner.allocate().await
+    }
+    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
         self.inner.put(mailbox, slot, data).await
     }
     async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        use std::sync::atomic::Ordering;
+        let left = self.failures.load(Ordering::SeqCst);
+        if slot == self.slot && left > 0 && self.failures.compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            return Err(PairingError::RelayUnreachable { url: "flaky".into(), reason: "blip".into() });
+        }
         self.inner.get(mailbox, slot, wait).await
     }
     async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
