@@ -2,6 +2,7 @@
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
 //! and an exit status.
 
+use crate::pairing::PairingError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -15,6 +16,15 @@ pub enum ErrorCode {
     Io,
     NotAvailable,
     Internal,
+    CodeInvalid,
+    CodeExpired,
+    CodeUsed,
+    CodeMismatch,
+    PairingTimeout,
+    PairingProtocol,
+    RelayUnreachable,
+    RelayRateLimited,
+    RelayProtocol,
 }
 
 impl ErrorCode {
@@ -27,6 +37,15 @@ impl ErrorCode {
             ErrorCode::Io => "BOTSYNC_IO",
             ErrorCode::NotAvailable => "BOTSYNC_NOT_AVAILABLE",
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
+            ErrorCode::CodeInvalid => "BOTSYNC_CODE_INVALID",
+            ErrorCode::CodeExpired => "BOTSYNC_CODE_EXPIRED",
+            ErrorCode::CodeUsed => "BOTSYNC_CODE_USED",
+            ErrorCode::CodeMismatch => "BOTSYNC_CODE_MISMATCH",
+            ErrorCode::PairingTimeout => "BOTSYNC_PAIRING_TIMEOUT",
+            ErrorCode::PairingProtocol => "BOTSYNC_PAIRING_PROTOCOL",
+            ErrorCode::RelayUnreachable => "BOTSYNC_RELAY_UNREACHABLE",
+            ErrorCode::RelayRateLimited => "BOTSYNC_RELAY_RATE_LIMITED",
+            ErrorCode::RelayProtocol => "BOTSYNC_RELAY_PROTOCOL",
         }
     }
 }
@@ -58,6 +77,8 @@ pub enum Error {
     NotAvailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
 }
 
 impl Error {
@@ -70,6 +91,7 @@ impl Error {
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Pairing(e) => pairing_code(e),
         }
     }
 
@@ -78,6 +100,23 @@ impl Error {
             ErrorCode::Usage => exit::USAGE,
             _ => exit::FAILURE,
         }
+    }
+}
+
+fn pairing_code(error: &PairingError) -> ErrorCode {
+    match error {
+        PairingError::CodeInvalid(_)
+        | PairingError::OfflineCodeTruncated
+        | PairingError::OfflineCodeCorrupted
+        | PairingError::OfflineCodeInvalid(_) => ErrorCode::CodeInvalid,
+        PairingError::CodeExpired => ErrorCode::CodeExpired,
+        PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
+        PairingError::CodeMismatch => ErrorCode::CodeMismatch,
+        PairingError::Timeout(_) => ErrorCode::PairingTimeout,
+        PairingError::PeerProtocol(_) => ErrorCode::PairingProtocol,
+        PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
+        PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
+        PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,
     }
 }
 
