@@ -2,6 +2,7 @@
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
 //! and an exit status.
 
+use crate::relay::RelayError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -15,6 +16,7 @@ pub enum ErrorCode {
     Io,
     NotAvailable,
     Internal,
+    RelayFailed,
 }
 
 impl ErrorCode {
@@ -27,6 +29,7 @@ impl ErrorCode {
             ErrorCode::Io => "BOTSYNC_IO",
             ErrorCode::NotAvailable => "BOTSYNC_NOT_AVAILABLE",
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
+            ErrorCode::RelayFailed => "BOTSYNC_RELAY_FAILED",
         }
     }
 }
@@ -58,6 +61,8 @@ pub enum Error {
     NotAvailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 impl Error {
@@ -70,6 +75,8 @@ impl Error {
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
+            Error::Relay(_) => ErrorCode::RelayFailed,
         }
     }
 
