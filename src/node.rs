@@ -45,11 +45,15 @@ pub async fn status(options: Option<RootOptions>) -> Answer<StatusReport> {
     commands::status::run(&options.unwrap_or_default()).await.into()
 }
 
-/// A relay started by `relay()`: its base URL, and `close()` to stop it.
+/// A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait
+/// for that. The relay does not keep Node's event loop alive on its own: a process that should
+/// just serve awaits `closed()` (pending, it holds the loop open; Node's default SIGINT/SIGTERM
+/// handling still ends the process).
 #[napi]
 pub struct RelayHandle {
     url: String,
     running: tokio::sync::Mutex<Option<crate::relay::RunningRelay>>,
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 #[napi]
@@ -67,16 +71,29 @@ impl RelayHandle {
         if let Some(running) = self.running.lock().await.take() {
             running.shutdown().await;
         }
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once the relay has been closed.
+    #[napi]
+    pub async fn closed(&self) {
+        let mut closed = self.closed.subscribe();
+        // The guard `wait_for` returns is not Send; it must not outlive this statement.
+        let _ = closed.wait_for(|closed| *closed).await.map(|_| ());
     }
 }
 
 /// Starts a pairing relay in this process (the same server as `botsync relay`) and resolves
 /// with a handle once it listens.
-#[napi]
+#[napi(ts_return_type = "Promise<RelayHandle>")]
 pub async fn relay(options: Option<commands::relay::RelayOptions>) -> Answer<RelayHandle> {
     let options = options.unwrap_or_default();
     commands::relay::start(&options)
         .await
-        .map(|(running, started)| RelayHandle { url: started.url, running: tokio::sync::Mutex::new(Some(running)) })
+        .map(|(running, started)| RelayHandle {
+            url: started.url,
+            running: tokio::sync::Mutex::new(Some(running)),
+            closed: tokio::sync::watch::channel(false).0,
+        })
         .into()
 }

@@ -81,7 +81,6 @@ impl RelayOptions {
 }
 
 /// What `botsync relay` prints once it listens (one JSON object with `--json`).
-#[napi_derive::napi(object)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RelayStarted {
