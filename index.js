@@ -835,5 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.RelayHandle = nativeBinding.RelayHandle
+module.exports.relay = nativeBinding.relay
 module.exports.runCli = nativeBinding.runCli
 module.exports.status = nativeBinding.status

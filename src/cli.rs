@@ -98,6 +98,47 @@ pub struct RelayArgs {
     /// Keep pairing state in Redis so several relay instances share it
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// Key prefix in Redis [default: botsync:relay:]
+    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    pub redis_prefix: Option<String>,
+    /// How long codes and mailboxes stay valid, in seconds [default: 600]
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<u32>,
+    /// Turn off per-client rate limits (load tests, or behind a proxy that limits)
+    #[arg(long)]
+    pub no_rate_limits: bool,
+    /// POST /pair per client per minute [default: 10]
+    #[arg(long, value_name = "N")]
+    pub pair_create_limit: Option<u32>,
+    /// GET /pair/CODE per client per minute [default: 20]
+    #[arg(long, value_name = "N")]
+    pub pair_lookup_limit: Option<u32>,
+    /// POST /v2/mailboxes per client per minute [default: 10]
+    #[arg(long, value_name = "N")]
+    pub mailbox_create_limit: Option<u32>,
+    /// Mailbox slot reads and writes per client per minute [default: 600]
+    #[arg(long, value_name = "N")]
+    pub slot_limit: Option<u32>,
+    /// Count clients by X-Forwarded-For (only behind a reverse proxy you run)
+    #[arg(long)]
+    pub trust_proxy: bool,
+}
+
+impl RelayArgs {
+    pub fn options(&self) -> commands::relay::RelayOptions {
+        commands::relay::RelayOptions {
+            listen: Some(self.listen.clone()),
+            redis: self.redis.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+            ttl_seconds: self.ttl,
+            no_rate_limits: Some(self.no_rate_limits),
+            pair_create_per_minute: self.pair_create_limit,
+            pair_lookup_per_minute: self.pair_lookup_limit,
+            mailbox_create_per_minute: self.mailbox_create_limit,
+            slot_access_per_minute: self.slot_limit,
+            trust_proxy: Some(self.trust_proxy),
+        }
+    }
 }
 
 /// Parses `argv` (with the program name first) and runs the command; returns the exit status.
@@ -128,6 +169,7 @@ fn render<R: Report>(report: R) -> Rendered {
 }
 
 async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
+    let json = cli.json;
     let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
     match cli.command {
         Command::Status => Ok(render(commands::status::run(&root).await?)),
@@ -137,9 +179,15 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Start => Err(Error::NotAvailable("start")),
         Command::Stop => Err(Error::NotAvailable("stop")),
         Command::Doctor => Err(Error::NotAvailable("doctor")),
-        Command::Relay(_) => Err(Error::NotAvailable("relay")),
+        Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo => Err(Error::NotAvailable("demo")),
     }
+}
+
+/// Prints a report right away, for commands that keep running after they have something to say.
+fn announce<R: Report + Clone>(report: &R, json: bool) {
+    let Rendered(json_text, human) = render(report.clone());
+    print_stdout(if json { &json_text } else { &human });
 }
 
 fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {

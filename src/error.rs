@@ -3,6 +3,7 @@
 //! and an exit status.
 
 use crate::pairing::PairingError;
+use crate::relay::RelayError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -25,6 +26,7 @@ pub enum ErrorCode {
     RelayUnreachable,
     RelayRateLimited,
     RelayProtocol,
+    RelayFailed,
 }
 
 impl ErrorCode {
@@ -46,6 +48,7 @@ impl ErrorCode {
             ErrorCode::RelayUnreachable => "BOTSYNC_RELAY_UNREACHABLE",
             ErrorCode::RelayRateLimited => "BOTSYNC_RELAY_RATE_LIMITED",
             ErrorCode::RelayProtocol => "BOTSYNC_RELAY_PROTOCOL",
+            ErrorCode::RelayFailed => "BOTSYNC_RELAY_FAILED",
         }
     }
 }
@@ -79,6 +82,8 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Pairing(#[from] PairingError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 impl Error {
@@ -92,6 +97,8 @@ impl Error {
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
             Error::Pairing(e) => pairing_code(e),
+            Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
+            Error::Relay(_) => ErrorCode::RelayFailed,
         }
     }
 
