@@ -111,7 +111,7 @@ pub async fn run(argv: Vec<String>) -> i32 {
     match dispatch(cli).await {
         Ok(report) => {
             print_stdout(&if json { report.0 } else { report.1 });
-            exit::OK
+            report.2
         }
         Err(error) => {
             print_error(&error, json);
@@ -120,23 +120,26 @@ pub async fn run(argv: Vec<String>) -> i32 {
     }
 }
 
-/// A rendered report: (JSON text, human text).
-struct Rendered(String, String);
+/// A rendered report: (JSON text, human text, exit status).
+struct Rendered(String, String, i32);
 
 fn render<R: Report>(report: R) -> Rendered {
-    Rendered(serde_json::to_string(&report).expect("reports always serialize"), report.human())
+    Rendered(serde_json::to_string(&report).expect("reports always serialize"), report.human(), report.exit_status())
 }
 
 async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
     let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
     match cli.command {
         Command::Status => Ok(render(commands::status::run(&root).await?)),
-        Command::Init(_) => Err(Error::NotAvailable("init")),
+        Command::Init(args) => {
+            let options = commands::init::InitOptions { root: root.root.clone(), network: args.network };
+            Ok(render(commands::init::run(&options).await?))
+        }
         Command::Join(_) => Err(Error::NotAvailable("join")),
         Command::Invite(_) => Err(Error::NotAvailable("invite")),
-        Command::Start => Err(Error::NotAvailable("start")),
-        Command::Stop => Err(Error::NotAvailable("stop")),
-        Command::Doctor => Err(Error::NotAvailable("doctor")),
+        Command::Start => Ok(render(commands::start::run(&root).await?)),
+        Command::Stop => Ok(render(commands::stop::run(&root).await?)),
+        Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
         Command::Relay(_) => Err(Error::NotAvailable("relay")),
         Command::Demo => Err(Error::NotAvailable("demo")),
     }

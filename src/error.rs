@@ -2,6 +2,7 @@
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
 //! and an exit status.
 
+use crate::engine::EngineError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -15,6 +16,14 @@ pub enum ErrorCode {
     Io,
     NotAvailable,
     Internal,
+    /// No usable Syncthing binary (missing, not executable, too old, cannot be downloaded).
+    SyncthingUnavailable,
+    /// A Syncthing download failed its checksum or could not be unpacked.
+    DownloadRejected,
+    /// A port recorded for this root is taken by another program.
+    PortInUse,
+    /// Syncthing failed to start, stop or answer.
+    EngineFailed,
 }
 
 impl ErrorCode {
@@ -27,6 +36,10 @@ impl ErrorCode {
             ErrorCode::Io => "BOTSYNC_IO",
             ErrorCode::NotAvailable => "BOTSYNC_NOT_AVAILABLE",
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
+            ErrorCode::SyncthingUnavailable => "BOTSYNC_SYNCTHING_UNAVAILABLE",
+            ErrorCode::DownloadRejected => "BOTSYNC_DOWNLOAD_REJECTED",
+            ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
+            ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
         }
     }
 }
@@ -58,6 +71,8 @@ pub enum Error {
     NotAvailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 impl Error {
@@ -70,6 +85,7 @@ impl Error {
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Engine(engine) => engine_code(engine),
         }
     }
 
@@ -78,6 +94,35 @@ impl Error {
             ErrorCode::Usage => exit::USAGE,
             _ => exit::FAILURE,
         }
+    }
+}
+
+fn engine_code(error: &EngineError) -> ErrorCode {
+    match error.innermost() {
+        EngineError::NotInitialized(_) => ErrorCode::NotInitialized,
+        EngineError::RootNotDirectory(_) | EngineError::RootNotWritable { .. } => ErrorCode::InvalidRoot,
+        EngineError::State(StateFileError::Corrupted { .. }) | EngineError::ConfigMissing(_) => ErrorCode::StateCorrupted,
+        EngineError::State(_) | EngineError::Io { .. } => ErrorCode::Io,
+        EngineError::UnknownProfile(_) => ErrorCode::Usage,
+        EngineError::SyncthingMissing { .. }
+        | EngineError::SyncthingNotExecutable { .. }
+        | EngineError::SyncthingTooOld { .. }
+        | EngineError::SyncthingNotFound { .. }
+        | EngineError::DownloadFailed { .. } => ErrorCode::SyncthingUnavailable,
+        EngineError::ChecksumMissing { .. } | EngineError::ChecksumMismatch { .. } | EngineError::Unpack { .. } => {
+            ErrorCode::DownloadRejected
+        }
+        EngineError::ApiPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
+        EngineError::FromEnvVar(_)
+        | EngineError::Generate(_)
+        | EngineError::ConfigXml { .. }
+        | EngineError::Spawn { .. }
+        | EngineError::ExitedDuringStart { .. }
+        | EngineError::NotReady { .. }
+        | EngineError::StopFailed { .. }
+        | EngineError::RestUnreachable { .. }
+        | EngineError::RestStatus { .. }
+        | EngineError::RestDecode { .. } => ErrorCode::EngineFailed,
     }
 }
 

@@ -2,7 +2,11 @@
 //! reports as text or JSON and the Node binding returns them as plain objects, so both surfaces
 //! run exactly the same code.
 
+pub mod doctor;
+pub mod init;
+pub mod start;
 pub mod status;
+pub mod stop;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +17,11 @@ use crate::root::SyncRoot;
 /// `human()` is printed.
 pub trait Report: Serialize {
     fn human(&self) -> String;
+
+    /// The exit status when the command itself succeeded (`doctor` exits 1 when a check fails).
+    fn exit_status(&self) -> i32 {
+        crate::error::exit::OK
+    }
 }
 
 /// The option every command shares: which root it acts on.
