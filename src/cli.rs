@@ -156,8 +156,16 @@ fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {
             }
             exit::OK
         }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | _ => {
-            let error = Error::Usage(first_line(&e.render().to_string()));
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let error = Error::Usage("a command is required; run `botsync --help` for the list".into());
+            print_error(&error, json);
+            if !json {
+                eprintln!("{}", e.render().to_string().trim_end());
+            }
+            exit::USAGE
+        }
+        _ => {
+            let error = Error::Usage(usage_message(&e.render().to_string()));
             print_error(&error, json);
             if !json {
                 eprintln!("Run `botsync --help` for the commands.");
@@ -167,9 +175,14 @@ fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {
     }
 }
 
-fn first_line(text: &str) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid usage");
-    line.trim_start_matches("error: ").trim().to_string()
+fn usage_message(text: &str) -> String {
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    message.join(" ").trim_start_matches("error: ").to_string()
 }
 
 pub fn error_json(error: &Error) -> serde_json::Value {
