@@ -458,7 +458,7 @@ impl Engine {
     /// Addresses a peer can dial us at without discovery (`tcp://<ip>:<listen port>` for every
     /// interface), for the pairing exchange.
     pub fn direct_addresses(&self) -> Vec<String> {
-        ports::local_addresses(self.state.listen_port)
+        crate::net::sync_addresses(self.state.listen_port)
     }
 
     /// The configured peers as config.xml has them (works while stopped): (id, name, addresses).
