@@ -489,14 +489,17 @@ fn check_root_usable(root: &SyncRoot) -> Result<bool, EngineError> {
     }
 }
 
+/// access(2) rather than a probe file, so a refused `init` leaves even the directory's mtime alone.
+/// It also reports read-only file systems, which permission bits (and root) would not.
 fn probe_writable(dir: &Path) -> Result<(), EngineError> {
-    let probe = dir.join(format!(".botsync-write-test-{}", std::process::id()));
-    match fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(EngineError::RootNotWritable { path: dir.to_owned(), reason: e.to_string() }),
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| EngineError::RootNotWritable { path: dir.to_owned(), reason: "path contains a NUL byte".into() })?;
+    // SAFETY: access only reads the NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(EngineError::RootNotWritable { path: dir.to_owned(), reason: io::Error::last_os_error().to_string() })
     }
 }
 
