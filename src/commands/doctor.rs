@@ -68,16 +68,10 @@ fn check_root(root: &SyncRoot) -> DoctorCheck {
     let path = root.path();
     match std::fs::metadata(path) {
         Ok(meta) if !meta.is_dir() => fail("root", format!("{} is not a directory", path.display()), "choose another --root"),
-        Ok(_) => {
-            let probe = path.join(format!(".botsync-doctor-{}", std::process::id()));
-            match std::fs::File::create(&probe) {
-                Ok(_) => {
-                    let _ = std::fs::remove_file(&probe);
-                    pass("root", format!("{} is a writable directory", path.display()))
-                }
-                Err(e) => fail("root", format!("cannot write to {}: {e}", path.display()), "fix its permissions or choose another --root"),
-            }
-        }
+        Ok(_) => match engine::probe_writable(path) {
+            Ok(()) => pass("root", format!("{} is a writable directory", path.display())),
+            Err(e) => fail("root", e.to_string(), "fix its permissions or choose another --root"),
+        },
         Err(_) => pass("root", format!("{} does not exist yet; `botsync init` creates it", path.display())),
     }
 }

@@ -194,7 +194,7 @@ impl BinaryLocator {
             return SyncthingBinary::inspect(explicit).map(|b| (Some(b), Vec::new())).map_err(|e| e.from_env_var());
         }
         let mut rejected = Vec::new();
-        for candidate in [self.cached_path(), self.on_path()].into_iter().flatten() {
+        for candidate in [self.cached_path(), self.on_path()].into_iter().flatten().filter(|c| c.exists()) {
             match SyncthingBinary::inspect(&candidate) {
                 Ok(binary) => return Ok((Some(binary), rejected)),
                 Err(e) => rejected.push(e.to_string()),
@@ -383,14 +383,19 @@ async fn fetch_to_file(http: &reqwest::Client, url: &str, path: &Path) -> Result
     Ok(data_encoding::HEXLOWER.encode(&hasher.finalize()))
 }
 
+/// The useful part of a reqwest error: its innermost cause ("Connection refused", "dns error…").
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(inner) = innermost.source() {
+        innermost = inner;
     }
-    text
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connect() {
+        format!("cannot connect ({innermost})")
+    } else {
+        innermost.to_string()
+    }
 }
 
 /// Copies only the archive member `<dir>/syncthing` to `dest` (mode 0755): nothing else in the

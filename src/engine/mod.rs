@@ -59,7 +59,7 @@ pub enum EngineError {
     SyncthingMissing { path: PathBuf },
     #[error("{} cannot be run as Syncthing: {reason}", .path.display())]
     SyncthingNotExecutable { path: PathBuf, reason: String },
-    #[error("Syncthing at {} is {version}, botsync needs v1.19 or newer: upgrade it, or unset BOTSYNC_SYNCTHING to let botsync download one", .path.display())]
+    #[error("Syncthing at {} is {version} but botsync needs v1.19 or newer; upgrade it", .path.display())]
     SyncthingTooOld { path: PathBuf, version: SyncthingVersion },
     #[error("{0} (set by BOTSYNC_SYNCTHING; fix or unset it)")]
     FromEnvVar(Box<EngineError>),
@@ -491,7 +491,7 @@ fn check_root_usable(root: &SyncRoot) -> Result<bool, EngineError> {
 
 /// access(2) rather than a probe file, so a refused `init` leaves even the directory's mtime alone.
 /// It also reports read-only file systems, which permission bits (and root) would not.
-fn probe_writable(dir: &Path) -> Result<(), EngineError> {
+pub fn probe_writable(dir: &Path) -> Result<(), EngineError> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| EngineError::RootNotWritable { path: dir.to_owned(), reason: "path contains a NUL byte".into() })?;
