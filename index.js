@@ -835,5 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.doctor = nativeBinding.doctor
+module.exports.init = nativeBinding.init
 module.exports.runCli = nativeBinding.runCli
+module.exports.start = nativeBinding.start
 module.exports.status = nativeBinding.status
+module.exports.stop = nativeBinding.stop
