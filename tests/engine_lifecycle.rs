@@ -81,6 +81,16 @@ fn lifecycle_init_status_stop_start() {
             let reinit = commands::init::run(&init_options(&path)).await.unwrap();
             assert!(!reinit.created && !reinit.started);
 
+            // A different --network on an initialized root is applied through REST and recorded.
+            let lan = InitOptions { network: Some("lan".into()), ..init_options(&path) };
+            let reinit = commands::init::run(&lan).await.unwrap();
+            assert_eq!((reinit.network.as_str(), reinit.device_id.as_str()), ("lan", init.device_id.as_str()));
+            let options = engine.rest().options().await.unwrap();
+            assert_eq!((options["localAnnounceEnabled"].clone(), options["globalAnnounceEnabled"].clone()), (true.into(), false.into()));
+            assert_eq!(Engine::load(&root_at(path.clone())).unwrap().network().as_str(), "lan");
+            commands::init::run(&init_options(&path)).await.unwrap();
+            assert_eq!(engine.rest().options().await.unwrap()["localAnnounceEnabled"], false);
+
             let doctor = commands::doctor::run(&root_options(&path)).await.unwrap();
             assert!(doctor.ok, "{:#?}", doctor.checks);
             commands::stop::run(&root_options(&path)).await.unwrap();

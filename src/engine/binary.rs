@@ -106,8 +106,26 @@ fn read_version(path: &Path) -> Result<SyncthingVersion, EngineError> {
     if !is_executable(path) {
         return Err(EngineError::SyncthingNotExecutable { path: path.to_owned(), reason: "it is not an executable file".into() });
     }
+    // `--version` is what 1.x and 2.x both document; `version` (a 2.x subcommand) is the fallback.
+    let (status, output) = run_for_output(path, "--version")?;
+    if let Some(version) = SyncthingVersion::parse_version_output(&output).filter(|_| status) {
+        return Ok(version);
+    }
+    if let Ok((true, fallback)) = run_for_output(path, "version") {
+        if let Some(version) = SyncthingVersion::parse_version_output(&fallback) {
+            return Ok(version);
+        }
+    }
+    Err(EngineError::SyncthingNotExecutable {
+        path: path.to_owned(),
+        reason: format!("`--version` printed no Syncthing version ({})", first_line(&output)),
+    })
+}
+
+/// Runs `path arg` with a deadline; (exited successfully, stdout + stderr).
+fn run_for_output(path: &Path, arg: &str) -> Result<(bool, String), EngineError> {
     let mut child = Command::new(path)
-        .arg("--version")
+        .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -122,7 +140,7 @@ fn read_version(path: &Path) -> Result<SyncthingVersion, EngineError> {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(EngineError::SyncthingNotExecutable { path: path.to_owned(), reason: "`--version` did not answer within 10 s".into() });
+            return Err(EngineError::SyncthingNotExecutable { path: path.to_owned(), reason: format!("`{arg}` did not answer within 10 s") });
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -133,13 +151,7 @@ fn read_version(path: &Path) -> Result<SyncthingVersion, EngineError> {
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut output);
     }
-    match SyncthingVersion::parse_version_output(&output) {
-        Some(version) if status.success() => Ok(version),
-        _ => Err(EngineError::SyncthingNotExecutable {
-            path: path.to_owned(),
-            reason: format!("`--version` printed no Syncthing version ({})", first_line(&output)),
-        }),
-    }
+    Ok((status.success(), output))
 }
 
 fn first_line(text: &str) -> String {
@@ -191,7 +203,7 @@ impl BinaryLocator {
     /// A usable Syncthing that needs no download, and what was rejected on the way (for messages).
     pub fn find_installed(&self) -> Result<(Option<SyncthingBinary>, Vec<String>), EngineError> {
         if let Some(explicit) = &self.explicit {
-            return SyncthingBinary::inspect(explicit).map(|b| (Some(b), Vec::new())).map_err(|e| e.from_env_var());
+            return SyncthingBinary::inspect(explicit).map(|b| (Some(b), Vec::new())).map_err(|e| e.via_env_var());
         }
         let mut rejected = Vec::new();
         for candidate in [self.cached_path(), self.on_path()].into_iter().flatten().filter(|c| c.exists()) {

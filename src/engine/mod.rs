@@ -114,7 +114,7 @@ impl EngineError {
         EngineError::Io { context: context.into(), source }
     }
 
-    fn from_env_var(self) -> EngineError {
+    fn via_env_var(self) -> EngineError {
         EngineError::FromEnvVar(Box::new(self))
     }
 
@@ -273,7 +273,7 @@ impl Engine {
             Err(error) => {
                 let home = home_dir(root);
                 let leftovers = process::our_processes(&home, process::read_pid_record(&process::pid_path(&root.state_dir())));
-                let _ = process::terminate(&leftovers, &home);
+                let _ = terminate(leftovers, home).await;
                 drop(rollback);
                 Err(error)
             }
@@ -298,7 +298,7 @@ impl Engine {
         // A worker whose monitor was killed, not answering: clear it before starting afresh.
         let leftovers = process::our_processes(&home, None);
         if !leftovers.is_empty() {
-            process::terminate(&leftovers, &home)?;
+            terminate(leftovers, home.clone()).await?;
         }
         if !home.join("config.xml").is_file() || !home.join("cert.pem").is_file() {
             return Err(EngineError::ConfigMissing(home));
@@ -329,7 +329,7 @@ impl Engine {
             Ok(()) => Ok(StartOutcome::Started { monitor_pid: monitor }),
             Err(error) => {
                 let ours = process::our_processes(&home, Some(PidRecord { monitor }));
-                let _ = process::terminate(&ours, &home);
+                let _ = terminate(ours, home).await;
                 let _ = fs::remove_file(&pid_file);
                 Err(error)
             }
@@ -365,11 +365,7 @@ impl Engine {
         let pid_file = process::pid_path(&self.root.state_dir());
         let ours = process::our_processes(&home, process::read_pid_record(&pid_file));
         if !ours.is_empty() {
-            let pids = ours.clone();
-            let home = home.clone();
-            tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
-                .await
-                .map_err(|e| EngineError::io("waiting for Syncthing to stop", io::Error::other(e.to_string())))??;
+            terminate(ours.clone(), home).await?;
         }
         match fs::remove_file(&pid_file) {
             Ok(()) => {}
@@ -465,6 +461,13 @@ impl Engine {
     pub fn configured_peers(&self) -> Result<Vec<(String, String, Vec<String>)>, EngineError> {
         Ok(ConfigXml::load(&self.home().join("config.xml"))?.peers(&self.state.device_id.to_string()))
     }
+}
+
+/// `process::terminate` off the async threads: it polls /proc for up to 20 s.
+async fn terminate(pids: Vec<u32>, home: PathBuf) -> Result<(), EngineError> {
+    tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
+        .await
+        .map_err(|e| EngineError::io("waiting for Syncthing to stop", io::Error::other(e.to_string())))?
 }
 
 pub fn home_dir(root: &SyncRoot) -> PathBuf {

@@ -127,7 +127,7 @@ fn cmdline(pid: u32) -> Option<Vec<String>> {
 pub fn is_ours(pid: u32, home: &Path) -> bool {
     let wanted = home_arg(home);
     matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
-        && cmdline(pid).map(|args| args.iter().any(|a| *a == wanted)).unwrap_or(false)
+        && cmdline(pid).map(|args| args.contains(&wanted)).unwrap_or(false)
 }
 
 fn all_pids() -> Vec<u32> {
