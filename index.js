@@ -836,6 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.RelayHandle = nativeBinding.RelayHandle
+module.exports.doctor = nativeBinding.doctor
+module.exports.init = nativeBinding.init
 module.exports.relay = nativeBinding.relay
 module.exports.runCli = nativeBinding.runCli
+module.exports.start = nativeBinding.start
 module.exports.status = nativeBinding.status
+module.exports.stop = nativeBinding.stop
