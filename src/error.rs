@@ -136,7 +136,7 @@ fn pairing_code(error: &PairingError) -> ErrorCode {
         PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
         PairingError::CodeMismatch => ErrorCode::CodeMismatch,
         PairingError::Timeout(_) => ErrorCode::PairingTimeout,
-        PairingError::PeerProtocol(_) => ErrorCode::PairingProtocol,
+        PairingError::PeerProtocol(_) | PairingError::AcceptFailed(_) => ErrorCode::PairingProtocol,
         PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
         PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
         PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,

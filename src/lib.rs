@@ -7,6 +7,7 @@
 //! error type; `error::Error` is what crosses the CLI and JS boundary, with a stable code.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod device_id;

@@ -1,5 +1,46 @@
-//! botsync's background process (one per root). Filled in by the daemon layer.
+//! `botsync-daemon --root=<root>`: the background process of one botsync root. Started by the
+//! CLI, never by hand; see `botsync::daemon`.
+
+use std::path::PathBuf;
+
+use botsync::root::SyncRoot;
+
 fn main() {
-    eprintln!("botsync-daemon: not available in this build yet");
-    std::process::exit(1);
+    let mut args = std::env::args().skip(1);
+    let root = match (args.next(), args.next()) {
+        (Some(arg), None) if arg.starts_with("--root=") => PathBuf::from(&arg["--root=".len()..]),
+        _ => {
+            eprintln!("usage: botsync-daemon --root=<root> (started by `botsync start`)");
+            std::process::exit(2);
+        }
+    };
+    let root = match SyncRoot::at(root) {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("botsync-daemon: {e}");
+            std::process::exit(1);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let code = runtime.block_on(async {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (mut term, mut int) = (signal(SignalKind::terminate()).expect("SIGTERM"), signal(SignalKind::interrupt()).expect("SIGINT"));
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let _ = stop.send(true);
+        });
+        match botsync::daemon::run(root, shutdown).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("botsync-daemon: {e}");
+                1
+            }
+        }
+    });
+    std::process::exit(code);
 }

@@ -312,7 +312,7 @@ impl Engine {
             return Err(EngineError::ApiPortTaken { port: self.state.gui_port });
         }
         let log = process::log_path(&self.root.state_dir());
-        let monitor = process::spawn_detached(&process::SpawnRequest {
+        let monitor = process::spawn_syncthing(&process::SpawnRequest {
             binary: &self.state.syncthing.path,
             home: &home,
             gui_port: self.state.gui_port,
@@ -455,6 +455,26 @@ impl Engine {
     /// interface), for the pairing exchange.
     pub fn direct_addresses(&self) -> Vec<String> {
         crate::net::sync_addresses(self.state.listen_port)
+    }
+
+    /// Makes `id` a peer: a device at `addresses` (plus discovery where the profile has it) that
+    /// shares all three folders with us. Peers are introducers both ways, so a device added on
+    /// any member reaches every member and the mesh survives the inviter going away.
+    pub async fn add_peer(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
+        let rest = self.rest();
+        let mut device = rest.device(id).await?.unwrap_or_else(|| rest::DeviceConfig::new(*id));
+        device.name = name.to_string();
+        device.addresses = addresses.to_vec();
+        if self.state.network != NetworkProfile::Direct || device.addresses.is_empty() {
+            device.addresses.push("dynamic".into());
+        }
+        device.addresses.dedup();
+        device.other.insert("introducer".into(), serde_json::Value::Bool(true));
+        rest.put_device(&device).await?;
+        for folder in SharedFolder::ALL {
+            rest.share_folder(folder.folder_id(), id).await?;
+        }
+        Ok(())
     }
 
     /// The configured peers as config.xml has them (works while stopped): (id, name, addresses).

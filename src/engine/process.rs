@@ -45,26 +45,15 @@ pub struct SpawnRequest<'a> {
     pub log: &'a Path,
 }
 
-/// Starts `syncthing serve --home=<home>` with its monitor, in a new session, stdin from /dev/null
-/// and output appended to the log. The API key travels in the environment, never in argv (argv is
-/// world-readable in /proc). Returns the monitor's PID.
-pub fn spawn_detached(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
-    rotate_log(request.log);
-    let open_log = || {
-        use std::os::unix::fs::OpenOptionsExt;
-        fs::OpenOptions::new().create(true).append(true).mode(0o600).open(request.log)
-    };
-    let log_failed = |e| EngineError::io(format!("opening {}", request.log.display()), e);
-    let stdout = open_log().map_err(log_failed)?;
-    let stderr = stdout.try_clone().map_err(log_failed)?;
+/// Starts `syncthing serve --home=<home>` with its monitor, detached (see `spawn_detached`). The
+/// API key travels in the environment, never in argv (argv is world-readable in /proc). Returns
+/// the monitor's PID.
+pub fn spawn_syncthing(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
     let mut command = Command::new(request.binary);
     command
         .arg("serve")
         .arg(home_arg(request.home))
         .current_dir(request.home)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
         .env("STGUIAPIKEY", request.api_key.expose())
         .env("STGUIADDRESS", format!("127.0.0.1:{}", request.gui_port))
         .env("STNOUPGRADE", "1");
@@ -72,10 +61,34 @@ pub fn spawn_detached(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
     for name in ["STHOMEDIR", "STCONFDIR", "STDATADIR", "STNORESTART", "STMONITORED", "STNODEFAULTFOLDER", "STGUIASSETS"] {
         command.env_remove(name);
     }
+    spawn_detached(command, request.log).map_err(|e| match e {
+        DetachedSpawnError::Log(source) => EngineError::io(format!("opening {}", request.log.display()), source),
+        DetachedSpawnError::Spawn(source) => EngineError::Spawn { binary: request.binary.to_owned(), source },
+    })
+}
+
+#[derive(Debug)]
+pub enum DetachedSpawnError {
+    Log(io::Error),
+    Spawn(io::Error),
+}
+
+/// Starts `command` in a new session with stdin from /dev/null and output appended to `log`
+/// (never the caller's terminal: a daemon holding it would keep pipes open and die with the
+/// terminal). Returns its PID.
+pub fn spawn_detached(mut command: Command, log: &Path) -> Result<u32, DetachedSpawnError> {
+    rotate_log(log);
+    let open_log = || {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log)
+    };
+    let stdout = open_log().map_err(DetachedSpawnError::Log)?;
+    let stderr = stdout.try_clone().map_err(DetachedSpawnError::Log)?;
+    command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
     {
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe; it detaches from the caller's terminal and process
-        // group so Ctrl-C in the caller's shell never reaches Syncthing.
+        // group so Ctrl-C in the caller's shell never reaches the child.
         unsafe {
             command.pre_exec(|| {
                 if libc::setsid() == -1 {
@@ -85,16 +98,16 @@ pub fn spawn_detached(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
             });
         }
     }
-    let mut child = command.spawn().map_err(|e| EngineError::Spawn { binary: request.binary.to_owned(), source: e })?;
+    let mut child = command.spawn().map_err(DetachedSpawnError::Spawn)?;
     let pid = child.id();
-    // Reap the monitor when it exits, so a long-lived caller (Node, the daemon) never keeps a zombie.
-    // A short-lived CLI simply exits and the monitor is re-parented.
+    // Reap the child when it exits, so a long-lived caller (Node, the daemon) never keeps a zombie.
+    // A short-lived CLI simply exits and the child is re-parented.
     std::thread::Builder::new()
-        .name("botsync-syncthing-reaper".into())
+        .name("botsync-reaper".into())
         .spawn(move || {
             let _ = child.wait();
         })
-        .map_err(|e| EngineError::io("starting the reaper thread", e))?;
+        .map_err(DetachedSpawnError::Spawn)?;
     Ok(pid)
 }
 
@@ -125,9 +138,14 @@ fn cmdline(pid: u32) -> Option<Vec<String>> {
 
 /// Alive (exists and not a zombie) and started with our `--home=`.
 pub fn is_ours(pid: u32, home: &Path) -> bool {
-    let wanted = home_arg(home);
+    alive_with_arg(pid, &home_arg(home))
+}
+
+/// Alive (exists and not a zombie) and started with `arg` among its arguments: how a PID read
+/// from a file is confirmed to still be the process we started (PIDs are reused).
+pub fn alive_with_arg(pid: u32, arg: &str) -> bool {
     matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
-        && cmdline(pid).map(|args| args.contains(&wanted)).unwrap_or(false)
+        && cmdline(pid).map(|args| args.iter().any(|a| a == arg)).unwrap_or(false)
 }
 
 fn all_pids() -> Vec<u32> {
@@ -161,22 +179,28 @@ pub fn worker_of(monitor: u32, home: &Path) -> Option<u32> {
 /// SIGTERM, wait, then SIGKILL whatever is left; returns once none of `pids` is ours any more.
 /// Each PID is re-checked against /proc right before every signal (PIDs are reused).
 pub fn terminate(pids: &[u32], home: &Path) -> Result<(), EngineError> {
-    signal_ours(pids, home, libc::SIGTERM);
-    if wait_gone(pids, home, TERM_GRACE) {
-        return Ok(());
-    }
-    signal_ours(pids, home, libc::SIGKILL);
-    if wait_gone(pids, home, KILL_GRACE) {
-        return Ok(());
-    }
-    let left: Vec<u32> = pids.iter().copied().filter(|&p| is_ours(p, home)).collect();
-    Err(EngineError::StopFailed { pids: left })
+    terminate_marked(pids, &home_arg(home), TERM_GRACE).map_err(|left| EngineError::StopFailed { pids: left })
 }
 
-fn signal_ours(pids: &[u32], home: &Path, signal: i32) {
+/// `terminate` for processes recognized by `marker` (see `alive_with_arg`); on failure returns the
+/// PIDs still alive.
+pub fn terminate_marked(pids: &[u32], marker: &str, grace: Duration) -> Result<(), Vec<u32>> {
+    signal_marked(pids, marker, libc::SIGTERM);
+    if wait_gone_marked(pids, marker, grace) {
+        return Ok(());
+    }
+    signal_marked(pids, marker, libc::SIGKILL);
+    if wait_gone_marked(pids, marker, KILL_GRACE) {
+        return Ok(());
+    }
+    Err(pids.iter().copied().filter(|&p| alive_with_arg(p, marker)).collect())
+}
+
+/// Sends `signal` to each of `pids` that is still the process `marker` identifies.
+pub fn signal_marked(pids: &[u32], marker: &str, signal: i32) {
     for &pid in pids {
-        if is_ours(pid, home) {
-            // SAFETY: plain kill(2) on a PID just verified to be our live Syncthing.
+        if alive_with_arg(pid, marker) {
+            // SAFETY: plain kill(2) on a PID just verified to be our live process.
             unsafe {
                 libc::kill(pid as libc::pid_t, signal);
             }
@@ -185,9 +209,13 @@ fn signal_ours(pids: &[u32], home: &Path, signal: i32) {
 }
 
 pub fn wait_gone(pids: &[u32], home: &Path, timeout: Duration) -> bool {
+    wait_gone_marked(pids, &home_arg(home), timeout)
+}
+
+pub fn wait_gone_marked(pids: &[u32], marker: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if pids.iter().all(|&p| !is_ours(p, home)) {
+        if pids.iter().all(|&p| !alive_with_arg(p, marker)) {
             return true;
         }
         if Instant::now() > deadline {
@@ -197,7 +225,7 @@ pub fn wait_gone(pids: &[u32], home: &Path, timeout: Duration) -> bool {
     }
 }
 
-/// The last `lines` lines of the Syncthing log, for error messages.
+/// The last `lines` lines of a log, for error messages.
 pub fn log_tail(log: &Path, lines: usize) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

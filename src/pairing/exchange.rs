@@ -105,6 +105,22 @@ pub mod host {
         me: &PeerInfo,
         deadline: SystemTime,
     ) -> Result<PeerInfo, PairingError> {
+        complete_accepting(mailbox, code, deadline, |_guest| async { Ok(me.clone()) }).await
+    }
+
+    /// `complete`, with the guest accepted before the answer goes out: `accept` gets the verified
+    /// guest and returns the info to send back (or why the guest cannot be accepted, which the
+    /// guest is told). So when the guest reads our answer, we are already configured for it.
+    pub async fn complete_accepting<F, Fut>(
+        mailbox: &impl Mailbox,
+        code: &PairingCode,
+        deadline: SystemTime,
+        accept: F,
+    ) -> Result<PeerInfo, PairingError>
+    where
+        F: FnOnce(PeerInfo) -> Fut,
+        Fut: std::future::Future<Output = Result<PeerInfo, String>>,
+    {
         let id = code.mailbox();
         let (pake, message) = HostPake::start(code);
         // 409 here means another host process already started on this code: its secret scalar is
@@ -129,15 +145,25 @@ pub mod host {
                 return Err(PairingError::CodeMismatch);
             }
         };
-        match read_peer_info(&plaintext) {
-            Ok(guest) => {
-                mailbox.put(id, Slot::HostData, &keys.seal_for_guest(&to_json(me))).await?;
+        let refuse = |reason: String| {
+            let failure = serde_json::json!({ "error": reason });
+            keys.seal_for_guest(failure.to_string().as_bytes())
+        };
+        let guest = match read_peer_info(&plaintext) {
+            Ok(guest) => guest,
+            Err(e) => {
+                let _ = mailbox.put(id, Slot::HostData, &refuse(format!("the host could not use your details: {e}"))).await;
+                return Err(e);
+            }
+        };
+        match accept(guest.clone()).await {
+            Ok(me) => {
+                mailbox.put(id, Slot::HostData, &keys.seal_for_guest(&to_json(&me))).await?;
                 Ok(guest)
             }
-            Err(e) => {
-                let failure = serde_json::json!({ "error": format!("the host could not use your details: {e}") });
-                let _ = mailbox.put(id, Slot::HostData, &keys.seal_for_guest(failure.to_string().as_bytes())).await;
-                Err(e)
+            Err(reason) => {
+                let _ = mailbox.put(id, Slot::HostData, &refuse(format!("the host could not add this machine: {reason}"))).await;
+                Err(PairingError::AcceptFailed(reason))
             }
         }
     }

@@ -52,6 +52,9 @@ pub enum PairingError {
     /// The other machine decrypted fine but sent something this version cannot use.
     #[error("the other machine sent pairing data this botsync cannot use: {0}")]
     PeerProtocol(String),
+    /// The exchange verified the peer, but this machine could not configure it.
+    #[error("paired, but could not add the other machine here: {0}")]
+    AcceptFailed(String),
     #[error("this offline code is truncated: copy all of it (it starts with `{}`)", offline::PREFIX)]
     OfflineCodeTruncated,
     #[error("this offline code is corrupted (its checksum does not match): copy it again exactly")]

@@ -1,0 +1,154 @@
+//! The daemon's half of pairing: completes every pending invite of this root while its code is
+//! valid. Relay invites run the PAKE host side; original-protocol and offline invites accept,
+//! from Syncthing's pending devices, exactly the device whose name carries the code's tag.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::invites::{self, InviteKind, InviteRecord, InviteStatus};
+use crate::clock;
+use crate::device_id::DeviceId;
+use crate::engine::Engine;
+use crate::pairing::original::{self, OriginalCode};
+use crate::pairing::{host, MemberInfo, OfflineCode, PairingCode, PairingError, PeerInfo, RelayClient};
+
+const SCAN_EVERY: Duration = Duration::from_millis(200);
+
+/// This machine as the other side should see it: where to reach us, and the rest of the mesh.
+pub fn my_info(engine: &Engine, except: Option<&DeviceId>) -> PeerInfo {
+    let members = engine
+        .configured_peers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(id, name, addresses)| {
+            let device_id: DeviceId = id.parse().ok()?;
+            (Some(&device_id) != except).then_some(MemberInfo { device_id, name, addresses })
+        })
+        .collect();
+    PeerInfo {
+        device_id: engine.device_id(),
+        name: engine.device_name().to_string(),
+        addresses: engine.direct_addresses(),
+        members,
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
+    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    loop {
+        let records = invites::load_all(engine.root());
+        let now = clock::now_ms();
+        let mut tag_checks = Vec::new();
+        for record in records {
+            if !record.is_pending() {
+                if now > record.expires_at_ms + invites::KEEP_AFTER_EXPIRY_MS {
+                    invites::remove(engine.root(), &record.id);
+                }
+                continue;
+            }
+            match &record.kind {
+                InviteKind::Relay { .. } => {
+                    if in_flight.lock().expect("not poisoned").insert(record.id.clone()) {
+                        let (engine, in_flight) = (engine.clone(), in_flight.clone());
+                        tokio::spawn(async move {
+                            let id = record.id.clone();
+                            complete_relay_invite(&engine, record).await;
+                            in_flight.lock().expect("not poisoned").remove(&id);
+                        });
+                    }
+                }
+                InviteKind::Original { .. } | InviteKind::Offline { .. } if now > record.expires_at_ms => {
+                    finish(&engine, record, Err(PairingError::CodeExpired));
+                }
+                InviteKind::Original { .. } | InviteKind::Offline { .. } => tag_checks.push(record),
+            }
+        }
+        if !tag_checks.is_empty() {
+            accept_tagged_devices(&engine, tag_checks).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SCAN_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn complete_relay_invite(engine: &Engine, record: InviteRecord) {
+    let InviteKind::Relay { relay, code } = &record.kind else { return };
+    let outcome = async {
+        let relay = RelayClient::new(relay)?;
+        let code: PairingCode = code.parse()?;
+        let deadline = clock::from_unix_ms(record.expires_at_ms);
+        host::complete_accepting(&relay, &code, deadline, |guest| async move {
+            engine.add_peer(&guest.device_id, &guest.name, &guest.addresses).await.map_err(|e| e.to_string())?;
+            Ok(my_info(engine, Some(&guest.device_id)))
+        })
+        .await
+    }
+    .await;
+    finish(engine, record, outcome.map(|guest| (guest.device_id, guest.name)));
+}
+
+async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>) {
+    let Ok(pending) = engine.rest().pending_devices().await else { return };
+    for record in records {
+        let verified = pending.iter().find_map(|(id, device)| {
+            let id: DeviceId = id.parse().ok()?;
+            let proven = match &record.kind {
+                InviteKind::Original { code, .. } => {
+                    OriginalCode::parse(code).is_ok_and(|code| original::verify_device_name(&code, &id, &device.name))
+                }
+                InviteKind::Offline { code } => {
+                    code.parse::<OfflineCode>().is_ok_and(|code| code.verify_device_name(&id, &device.name))
+                }
+                InviteKind::Relay { .. } => false,
+            };
+            proven.then(|| (id, untagged(&device.name)))
+        });
+        if let Some((id, name)) = verified {
+            let added = engine.add_peer(&id, &name, &[]).await.map_err(|e| PairingError::AcceptFailed(e.to_string()));
+            finish(engine, record, added.map(|()| (id, name)));
+        }
+    }
+}
+
+/// The name a joiner announced, without the ` [tag]` proof it carried.
+fn untagged(name: &str) -> String {
+    match name.rfind(" [") {
+        Some(at) if name.ends_with(']') => name[..at].to_string(),
+        _ => name.to_string(),
+    }
+}
+
+fn finish(engine: &Engine, mut record: InviteRecord, outcome: Result<(DeviceId, String), PairingError>) {
+    record.status = match outcome {
+        Ok((device_id, name)) => {
+            eprintln!("paired with {name} ({})", device_id.short());
+            InviteStatus::Paired { device_id: device_id.to_string(), name, at_ms: clock::now_ms() }
+        }
+        Err(error) => {
+            let code = crate::Error::from(error.clone()).code().as_str().to_string();
+            eprintln!("invite {} ended: {error}", record.id);
+            InviteStatus::Failed { code, error: error.to_string() }
+        }
+    };
+    if let Err(e) = invites::save(engine.root(), &record) {
+        eprintln!("cannot record the outcome of invite {}: {e}", record.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_is_stripped_from_announced_names() {
+        assert_eq!(untagged("laptop [abcdefghij]"), "laptop");
+        assert_eq!(untagged("laptop"), "laptop");
+        assert_eq!(untagged("a [b] c"), "a [b] c");
+    }
+}
