@@ -2,6 +2,7 @@
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
 //! and an exit status.
 
+use crate::daemon::notify::NotifyError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -15,6 +16,10 @@ pub enum ErrorCode {
     Io,
     NotAvailable,
     Internal,
+    /// The root's Syncthing does not answer its API.
+    EngineUnreachable,
+    /// A wait (such as `waitForSync`) ran out of time.
+    Timeout,
 }
 
 impl ErrorCode {
@@ -27,6 +32,8 @@ impl ErrorCode {
             ErrorCode::Io => "BOTSYNC_IO",
             ErrorCode::NotAvailable => "BOTSYNC_NOT_AVAILABLE",
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
+            ErrorCode::EngineUnreachable => "BOTSYNC_ENGINE_UNREACHABLE",
+            ErrorCode::Timeout => "BOTSYNC_TIMEOUT",
         }
     }
 }
@@ -58,6 +65,8 @@ pub enum Error {
     NotAvailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 impl Error {
@@ -70,6 +79,16 @@ impl Error {
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Notify(e) => match e {
+                NotifyError::NotInitialized(_) => ErrorCode::NotInitialized,
+                NotifyError::EngineNotConfigured(_) => ErrorCode::StateCorrupted,
+                NotifyError::Engine(_) => ErrorCode::EngineUnreachable,
+                NotifyError::BadHooksUrl(_) => ErrorCode::Usage,
+                NotifyError::SyncTimeout { .. } => ErrorCode::Timeout,
+                NotifyError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
+                NotifyError::State(_) => ErrorCode::Io,
+                NotifyError::Internal(_) => ErrorCode::Internal,
+            },
         }
     }
 

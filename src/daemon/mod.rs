@@ -1,1 +1,2 @@
 //! The background process: pairing completion, notifications and fast scans.
+pub mod notify;
