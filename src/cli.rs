@@ -49,6 +49,8 @@ pub enum Command {
     Relay(RelayArgs),
     /// Pair two throwaway roots on this machine and sync a file each way
     Demo,
+    /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
+    Watch,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +131,7 @@ fn render<R: Report>(report: R) -> Rendered {
 
 async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
     let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
+    let json = cli.json;
     match cli.command {
         Command::Status => Ok(render(commands::status::run(&root).await?)),
         Command::Init(_) => Err(Error::NotAvailable("init")),
@@ -139,6 +142,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Doctor => Err(Error::NotAvailable("doctor")),
         Command::Relay(_) => Err(Error::NotAvailable("relay")),
         Command::Demo => Err(Error::NotAvailable("demo")),
+        Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
     }
 }
 

@@ -3,6 +3,7 @@
 //! run exactly the same code.
 
 pub mod status;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 
