@@ -258,9 +258,12 @@ pub struct IndexUpdated {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeDetected {
-    /// Older Syncthing versions only send `folderID`.
-    #[serde(alias = "folderID")]
+    /// Empty on older Syncthing versions, which only send `folderID`; see `folder_id()`.
+    #[serde(default)]
     pub folder: String,
+    /// Deprecated duplicate of `folder` that 1.19 still sends.
+    #[serde(rename = "folderID", default)]
+    pub legacy_folder_id: String,
     pub path: String,
     /// The 7-character short ID of the device that made the change.
     #[serde(default)]
@@ -270,6 +273,17 @@ pub struct ChangeDetected {
     pub action: String,
     #[serde(rename = "type", default)]
     pub item_type: String,
+}
+
+impl ChangeDetected {
+    /// The folder ID, whichever field carried it.
+    pub fn folder_id(&self) -> &str {
+        if self.folder.is_empty() {
+            &self.legacy_folder_id
+        } else {
+            &self.folder
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -476,7 +490,10 @@ mod tests {
     fn change_detected_accepts_the_old_folder_id_field() {
         let body = br#"[{"id":1,"type":"RemoteChangeDetected","time":"t","data":{"folderID":"f","path":"p","modifiedBy":"ABCDEFG","action":"deleted","type":"file"}}]"#;
         let events = parse_events(body).unwrap();
-        assert!(matches!(&events[0].data, EventData::RemoteChangeDetected(c) if c.folder == "f" && c.modified_by == "ABCDEFG"));
+        assert!(matches!(&events[0].data, EventData::RemoteChangeDetected(c) if c.folder_id() == "f" && c.modified_by == "ABCDEFG"));
+        // 1.19 sends both fields.
+        let body = br#"[{"id":1,"type":"LocalChangeDetected","time":"t","data":{"folder":"f","folderID":"f","path":"p","action":"modified","type":"file"}}]"#;
+        assert!(matches!(&parse_events(body).unwrap()[0].data, EventData::LocalChangeDetected(c) if c.folder_id() == "f"));
     }
 
     #[test]

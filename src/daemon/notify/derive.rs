@@ -220,7 +220,7 @@ impl EventDeriver {
     }
 
     fn remote_change(&mut self, change: &ChangeDetected, at: &str, now: Instant) -> Vec<BotsyncEvent> {
-        let Some(key) = self.key(&change.folder, &change.path, &change.item_type) else { return Vec::new() };
+        let Some(key) = self.key(change.folder_id(), &change.path, &change.item_type) else { return Vec::new() };
         if self.local_short_id.as_deref() == Some(change.modified_by.as_str()) {
             self.pending.remove(&key);
             return Vec::new();
@@ -247,7 +247,7 @@ impl EventDeriver {
     }
 
     fn local_change(&mut self, change: &ChangeDetected, at: &str) -> Vec<BotsyncEvent> {
-        let Some(key) = self.key(&change.folder, &change.path, &change.item_type) else { return Vec::new() };
+        let Some(key) = self.key(change.folder_id(), &change.path, &change.item_type) else { return Vec::new() };
         let action = if change.action == "deleted" { FileAction::Deleted } else { FileAction::Modified };
         self.update_known(&key, action);
         // Syncthing renames the losing local version to a conflict copy itself; it shows up here.
