@@ -50,7 +50,7 @@ pub fn notification_status(root: &SyncRoot) -> Result<NotificationStatus, Notify
     let outbox = outbox::Outbox::load(&outbox::queue_file(root), usize::MAX)?;
     Ok(NotificationStatus {
         enabled: settings.is_some(),
-        url: settings.map(|s| s.url),
+        url: settings.map(|s| s.redacted_url()),
         queued: u32::try_from(outbox.len()).unwrap_or(u32::MAX),
         dropped: u32::try_from(outbox.dropped()).unwrap_or(u32::MAX),
     })

@@ -57,7 +57,7 @@ pub async fn run_notifier(
     let queue_path = queue_file(&root);
     let outbox = Outbox::load(&queue_path, options.config.queue_capacity)?;
     if !outbox.is_empty() {
-        log(&format!("{} notification(s) queued from before; delivering to {}", outbox.len(), settings.url));
+        log(&format!("{} notification(s) queued from before; delivering to {}", outbox.len(), settings.redacted_url()));
     }
     let mut core = Notifier::new(options.config.clone(), outbox);
     let http = reqwest::Client::builder()
@@ -94,7 +94,7 @@ pub async fn run_notifier(
                     failing = true;
                     log(&format!(
                         "cannot deliver to {} ({detail}); retrying in {}s, {} queued",
-                        settings.url,
+                        settings.redacted_url(),
                         core.backoff().as_secs_f32(),
                         core.outbox().len()
                     ));

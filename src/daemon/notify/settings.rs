@@ -36,11 +36,17 @@ impl std::fmt::Debug for HooksToken {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifySettings {
     pub url: String,
     pub token: HooksToken,
+}
+
+impl std::fmt::Debug for NotifySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifySettings").field("url", &self.redacted_url()).field("token", &self.token).finish()
+    }
 }
 
 pub fn settings_file(root: &SyncRoot) -> PathBuf {
@@ -53,6 +59,15 @@ impl NotifySettings {
         match reqwest::Url::parse(&url) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(NotifySettings { url, token }),
             _ => Err(NotifyError::BadHooksUrl(url)),
+        }
+    }
+
+    /// The URL for messages: the token blanked, should someone have put it in the URL too.
+    pub fn redacted_url(&self) -> String {
+        if self.token.0.is_empty() {
+            self.url.clone()
+        } else {
+            self.url.replace(&self.token.0, "<token>")
         }
     }
 
