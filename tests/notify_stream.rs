@@ -111,6 +111,23 @@ async fn a_restart_is_detected_and_nothing_of_the_new_process_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_restart_within_the_same_second_is_caught_by_uptime_going_back() {
+    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    fake.push("ItemFinished", item(1));
+    fake.push("ItemFinished", item(2));
+    let (mut stream, server) = stream_for(&fake).await;
+    assert_eq!(stream.next_batch().await.unwrap().events.len(), 2);
+    // 1.19 reports startTime in whole seconds: a quick restart can keep the same string.
+    fake.restart("2026-01-01T00:00:00Z");
+    fake.push("ItemFinished", item(30));
+    fake.push("ItemFinished", item(31));
+    fake.push("ItemFinished", item(32));
+    assert!(stream.next_batch().await.unwrap().restarted);
+    assert_eq!(items(&stream.next_batch().await.unwrap().events), vec!["f30.txt", "f31.txt", "f32.txt"]);
+    server.abort();
+}
+
+#[tokio::test]
 async fn skip_to_now_ignores_what_was_buffered() {
     let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
     fake.push("ItemFinished", item(1));

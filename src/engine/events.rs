@@ -144,8 +144,29 @@ fn short_reason(e: &reqwest::Error) -> String {
 pub struct SystemStatus {
     #[serde(rename = "myID")]
     pub my_id: String,
-    /// Changes exactly when the Syncthing process changes.
+    /// Changes when the Syncthing process changes (whole seconds on 1.19).
     pub start_time: String,
+    /// Seconds since start; going backwards also means a new process.
+    #[serde(default)]
+    pub uptime: u64,
+}
+
+/// Which Syncthing process a position belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Instance {
+    start_time: String,
+    uptime: u64,
+}
+
+impl Instance {
+    fn of(status: &SystemStatus) -> Self {
+        Instance { start_time: status.start_time.clone(), uptime: status.uptime }
+    }
+
+    /// `later` was read after `self`: same process unless the start time moved or uptime went back.
+    fn same_process(&self, later: &SystemStatus) -> bool {
+        self.start_time == later.start_time && later.uptime >= self.uptime
+    }
 }
 
 /// One event as Syncthing sends it, before its `data` is typed.
@@ -360,8 +381,8 @@ pub struct EventStream {
     types: String,
     since: u64,
     poll_timeout: Duration,
-    /// `startTime` of the Syncthing process the position belongs to.
-    instance: Option<String>,
+    /// The Syncthing process the position belongs to.
+    instance: Option<Instance>,
     local_device: Option<String>,
     restarts: u64,
 }
@@ -395,24 +416,25 @@ impl EventStream {
     /// process that started at `instance`; a different process means starting over.
     pub fn resume_from(mut self, since: u64, instance: Option<String>) -> Self {
         self.since = since;
-        self.instance = instance;
+        self.instance = instance.map(|start_time| Instance { start_time, uptime: 0 });
         self
     }
 
     /// Skips what Syncthing has buffered: the stream will yield only events from now on.
     pub async fn skip_to_now(&mut self) -> Result<(), EventsError> {
         let status = self.link.system_status().await?;
-        let path = format!("/rest/events?since=0&limit=1&timeout=1&events={}", self.types);
+        // timeout=0 answers at once (measured on 1.19), even when nothing is buffered.
+        let path = format!("/rest/events?since=0&limit=1&timeout=0&events={}", self.types);
         let latest: Vec<RawEvent> = self.link.get_json(&path, Duration::from_secs(15)).await?;
         self.since = latest.last().map_or(0, |e| e.id);
+        self.instance = Some(Instance::of(&status));
         self.local_device = Some(status.my_id);
-        self.instance = Some(status.start_time);
         Ok(())
     }
 
     /// The last event ID delivered, and the process it belongs to.
     pub fn position(&self) -> (u64, Option<&str>) {
-        (self.since, self.instance.as_deref())
+        (self.since, self.instance.as_ref().map(|i| i.start_time.as_str()))
     }
 
     /// The local device ID, known after the first successful poll.
@@ -434,8 +456,8 @@ impl EventStream {
     pub async fn next_batch(&mut self) -> Result<EventBatch, EventsError> {
         if self.instance.is_none() {
             let status = self.link.system_status().await?;
+            self.instance = Some(Instance::of(&status));
             self.local_device = Some(status.my_id);
-            self.instance = Some(status.start_time);
         }
         let path = format!(
             "/rest/events?since={}&timeout={}&events={}",
@@ -446,13 +468,14 @@ impl EventStream {
         let raw: Vec<Value> = self.link.get_json(&path, self.poll_timeout + Duration::from_secs(15)).await?;
         // Only a batch bracketed by the same process on both sides is trusted; see the module docs.
         let status = self.link.system_status().await?;
-        if self.instance.as_deref() != Some(status.start_time.as_str()) {
-            self.instance = Some(status.start_time);
+        if !self.instance.as_ref().is_some_and(|i| i.same_process(&status)) {
+            self.instance = Some(Instance::of(&status));
             self.local_device = Some(status.my_id);
             self.since = 0;
             self.restarts += 1;
             return Ok(EventBatch { events: Vec::new(), restarted: true });
         }
+        self.instance = Some(Instance::of(&status));
         let since = self.since;
         let events: Vec<SyncthingEvent> = raw
             .into_iter()

@@ -33,6 +33,7 @@ pub async fn serve(router: Router, port: u16) -> (SocketAddr, JoinHandle<()>) {
 pub struct SyncthingState {
     pub my_id: String,
     pub start_time: String,
+    pub uptime: u64,
     /// Events of the current process, ids from 1.
     pub events: Vec<Value>,
     pub devices: Vec<Value>,
@@ -57,7 +58,8 @@ impl FakeSyncthing {
         {
             let mut s = fake.0.lock().unwrap();
             s.my_id = my_id.to_string();
-            s.start_time = "2026-01-01T00:00:00.000000001Z".into();
+            s.start_time = "2026-01-01T00:00:00Z".into();
+            s.uptime = 10;
             s.connections = json!({"connections": {}});
         }
         fake
@@ -86,6 +88,7 @@ impl FakeSyncthing {
     pub fn restart(&self, start_time: &str) {
         let mut s = self.0.lock().unwrap();
         s.start_time = start_time.to_string();
+        s.uptime = 0;
         s.events.clear();
     }
 
@@ -119,7 +122,7 @@ async fn system_status(State(fake): State<FakeSyncthing>, headers: HeaderMap) ->
         return StatusCode::FORBIDDEN.into_response();
     }
     let s = fake.0.lock().unwrap();
-    Json(json!({"myID": s.my_id, "startTime": s.start_time, "uptime": 10})).into_response()
+    Json(json!({"myID": s.my_id, "startTime": s.start_time, "uptime": s.uptime})).into_response()
 }
 
 async fn events(State(fake): State<FakeSyncthing>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
