@@ -835,5 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BotsyncEvents = nativeBinding.BotsyncEvents
+module.exports.events = nativeBinding.events
+module.exports.FileAction = nativeBinding.FileAction
 module.exports.runCli = nativeBinding.runCli
 module.exports.status = nativeBinding.status
+module.exports.waitForSync = nativeBinding.waitForSync

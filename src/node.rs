@@ -10,7 +10,7 @@ use napi_derive::napi;
 
 use crate::commands::watch::{SyncReport, WaitForSyncOptions};
 use crate::commands::{self, status::StatusReport, RootOptions};
-use crate::daemon::notify::{BotsyncEvent, EventFeed};
+use crate::daemon::notify::EventFeed;
 use crate::error::Error;
 
 /// A command's outcome on its way to JS: resolves with the report, or rejects with an `Error`
@@ -60,9 +60,16 @@ pub struct BotsyncEvents {
     feed: Arc<tokio::sync::Mutex<Option<EventFeed>>>,
 }
 
+/// The iterator's items. The alias carries the name of the TS type the values have (napi's
+/// typegen names the yield type after its last path segment); at runtime an `Answer`, so a
+/// failure rejects with our `code`.
+mod yielded {
+    pub type BotsyncEvent = super::Answer<crate::daemon::notify::BotsyncEvent>;
+}
+
 #[napi]
 impl AsyncGenerator for BotsyncEvents {
-    type Yield = Answer<BotsyncEvent>;
+    type Yield = yielded::BotsyncEvent;
     type Next = ();
     type Return = ();
 

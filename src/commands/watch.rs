@@ -161,7 +161,13 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
         for folder in &folders {
             let local: Completion = link.get_json(&format!("/rest/db/completion?folder={}", folder.id), API_TIMEOUT).await?;
             if !local.complete() {
-                incomplete.push(format!("this machine still needs {} items ({}) of {}", local.need_items, human_size(local.need_bytes as i64), folder.id));
+                incomplete.push(format!(
+                    "this machine still needs {} {} ({}) of {}",
+                    local.need_items,
+                    if local.need_items == 1 { "item" } else { "items" },
+                    human_size(local.need_bytes as i64),
+                    folder.id
+                ));
             }
             for device in folder.devices.iter().filter(|d| d.device_id != me) {
                 any_peer = true;
@@ -177,11 +183,12 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
                     }
                 } else {
                     incomplete.push(format!(
-                        "{} is at {:.1}% of {} ({} items, {} to go)",
+                        "{} is at {:.1}% of {} ({} {}, {} to go)",
                         label(&device.device_id),
                         remote.completion,
                         folder.id,
                         remote.need_items + remote.need_deletes,
+                        if remote.need_items + remote.need_deletes == 1 { "item" } else { "items" },
                         human_size(remote.need_bytes as i64)
                     ));
                 }

@@ -4,6 +4,7 @@
 //! The pieces, in the order data flows: `feed::EventFeed` (Syncthing -> `model::BotsyncEvent`,
 //! via `derive::EventDeriver`), then `run::run_notifier` (events -> `notifier::Notifier` ->
 //! POSTs), with `outbox::Outbox` on disk and `settings::NotifySettings` for the URL and token.
+//! `service::serve` runs the whole chain for the daemon.
 
 pub mod derive;
 pub mod feed;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod notifier;
 pub mod outbox;
 pub mod run;
+pub mod service;
 pub mod settings;
 
 use crate::commands::status::NotificationStatus;
@@ -23,6 +25,7 @@ pub use feed::EventFeed;
 pub use model::{BotsyncEvent, FileAction, Peer};
 pub use notifier::{Notifier, NotifierConfig, Outcome};
 pub use run::{run_notifier, LogSink, NotifierOptions};
+pub use service::{serve, serve_with};
 pub use settings::{HooksToken, NotifySettings};
 
 #[derive(Debug, thiserror::Error)]
