@@ -34,6 +34,24 @@ export declare class BotsyncEvents {
   [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<BotsyncEvents, BotsyncEvent, void, undefined>
 }
 
+/**
+ * A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait
+ * for that. The relay does not keep Node's event loop alive on its own: a process that should
+ * just serve awaits `closed()` (pending, it holds the loop open; Node's default SIGINT/SIGTERM
+ * handling still ends the process).
+ */
+export declare class RelayHandle {
+  /** Base URL, such as `http://127.0.0.1:8787` (the real port when port 0 was asked for). */
+  get url(): string
+  /**
+   * Stops accepting, lets in-flight requests finish, and resolves when the relay is down.
+   * Closing twice is harmless.
+   */
+  close(): Promise<void>
+  /** Resolves once the relay has been closed. */
+  closed(): Promise<void>
+}
+
 /** An event in a botsync root. */
 export type BotsyncEvent =
   | { type: 'file'; /** `shared`, `deliverables` or `inbox`. */
@@ -98,6 +116,35 @@ export interface PeerStatus {
   address?: string
   /** When the peer was last connected (RFC 3339), if ever. */
   lastSeen?: string
+}
+
+/**
+ * Starts a pairing relay in this process (the same server as `botsync relay`) and resolves
+ * with a handle once it listens.
+ */
+export declare function relay(options?: RelayOptions | undefined | null): Promise<RelayHandle>
+
+export interface RelayOptions {
+  /** `HOST:PORT` to listen on [default: 127.0.0.1:8787]; port 0 picks a free port. */
+  listen?: string
+  /** `redis://…` URL: keep state in Redis so several relay instances share it. */
+  redis?: string
+  /** Key prefix in Redis [default: `botsync:relay:`]. */
+  redisPrefix?: string
+  /** How long codes and mailboxes stay valid, in seconds [default: 600]. */
+  ttlSeconds?: number
+  /** Turn every per-client rate limit off (load tests, or behind a proxy that limits). */
+  noRateLimits?: boolean
+  /** `POST /pair` per client per minute [default: 10]. */
+  pairCreatePerMinute?: number
+  /** `GET /pair/:code` per client per minute [default: 20]. */
+  pairLookupPerMinute?: number
+  /** `POST /v2/mailboxes` per client per minute [default: 10]. */
+  mailboxCreatePerMinute?: number
+  /** Mailbox slot reads and writes per client per minute [default: 600]. */
+  slotAccessPerMinute?: number
+  /** Count clients by `X-Forwarded-For` (only behind a reverse proxy you run). */
+  trustProxy?: boolean
 }
 
 /** The option every command shares: which root it acts on. */

@@ -836,8 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BotsyncEvents = nativeBinding.BotsyncEvents
+module.exports.RelayHandle = nativeBinding.RelayHandle
 module.exports.events = nativeBinding.events
 module.exports.FileAction = nativeBinding.FileAction
+module.exports.relay = nativeBinding.relay
 module.exports.runCli = nativeBinding.runCli
 module.exports.status = nativeBinding.status
 module.exports.waitForSync = nativeBinding.waitForSync

@@ -100,6 +100,47 @@ pub struct RelayArgs {
     /// Keep pairing state in Redis so several relay instances share it
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// Key prefix in Redis [default: botsync:relay:]
+    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    pub redis_prefix: Option<String>,
+    /// How long codes and mailboxes stay valid, in seconds [default: 600]
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<u32>,
+    /// Turn off per-client rate limits (load tests, or behind a proxy that limits)
+    #[arg(long)]
+    pub no_rate_limits: bool,
+    /// POST /pair per client per minute [default: 10]
+    #[arg(long, value_name = "N")]
+    pub pair_create_limit: Option<u32>,
+    /// GET /pair/CODE per client per minute [default: 20]
+    #[arg(long, value_name = "N")]
+    pub pair_lookup_limit: Option<u32>,
+    /// POST /v2/mailboxes per client per minute [default: 10]
+    #[arg(long, value_name = "N")]
+    pub mailbox_create_limit: Option<u32>,
+    /// Mailbox slot reads and writes per client per minute [default: 600]
+    #[arg(long, value_name = "N")]
+    pub slot_limit: Option<u32>,
+    /// Count clients by X-Forwarded-For (only behind a reverse proxy you run)
+    #[arg(long)]
+    pub trust_proxy: bool,
+}
+
+impl RelayArgs {
+    pub fn options(&self) -> commands::relay::RelayOptions {
+        commands::relay::RelayOptions {
+            listen: Some(self.listen.clone()),
+            redis: self.redis.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+            ttl_seconds: self.ttl,
+            no_rate_limits: Some(self.no_rate_limits),
+            pair_create_per_minute: self.pair_create_limit,
+            pair_lookup_per_minute: self.pair_lookup_limit,
+            mailbox_create_per_minute: self.mailbox_create_limit,
+            slot_access_per_minute: self.slot_limit,
+            trust_proxy: Some(self.trust_proxy),
+        }
+    }
 }
 
 /// Parses `argv` (with the program name first) and runs the command; returns the exit status.
@@ -130,8 +171,8 @@ fn render<R: Report>(report: R) -> Rendered {
 }
 
 async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
-    let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
     let json = cli.json;
+    let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
     match cli.command {
         Command::Status => Ok(render(commands::status::run(&root).await?)),
         Command::Init(_) => Err(Error::NotAvailable("init")),
@@ -140,10 +181,16 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Start => Err(Error::NotAvailable("start")),
         Command::Stop => Err(Error::NotAvailable("stop")),
         Command::Doctor => Err(Error::NotAvailable("doctor")),
-        Command::Relay(_) => Err(Error::NotAvailable("relay")),
+        Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo => Err(Error::NotAvailable("demo")),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
     }
+}
+
+/// Prints a report right away, for commands that keep running after they have something to say.
+fn announce<R: Report + Clone>(report: &R, json: bool) {
+    let Rendered(json_text, human) = render(report.clone());
+    print_stdout(if json { &json_text } else { &human });
 }
 
 fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {
@@ -157,8 +204,16 @@ fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {
             }
             exit::OK
         }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | _ => {
-            let error = Error::Usage(first_line(&e.render().to_string()));
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let error = Error::Usage("a command is required; run `botsync --help` for the list".into());
+            print_error(&error, json);
+            if !json {
+                eprintln!("{}", e.render().to_string().trim_end());
+            }
+            exit::USAGE
+        }
+        _ => {
+            let error = Error::Usage(usage_message(&e.render().to_string()));
             print_error(&error, json);
             if !json {
                 eprintln!("Run `botsync --help` for the commands.");
@@ -168,9 +223,14 @@ fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {
     }
 }
 
-fn first_line(text: &str) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid usage");
-    line.trim_start_matches("error: ").trim().to_string()
+fn usage_message(text: &str) -> String {
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    message.join(" ").trim_start_matches("error: ").to_string()
 }
 
 pub fn error_json(error: &Error) -> serde_json::Value {

@@ -3,6 +3,8 @@
 //! and an exit status.
 
 use crate::daemon::notify::NotifyError;
+use crate::pairing::PairingError;
+use crate::relay::RelayError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -20,6 +22,16 @@ pub enum ErrorCode {
     EngineUnreachable,
     /// A wait (such as `waitForSync`) ran out of time.
     Timeout,
+    CodeInvalid,
+    CodeExpired,
+    CodeUsed,
+    CodeMismatch,
+    PairingTimeout,
+    PairingProtocol,
+    RelayUnreachable,
+    RelayRateLimited,
+    RelayProtocol,
+    RelayFailed,
 }
 
 impl ErrorCode {
@@ -34,6 +46,16 @@ impl ErrorCode {
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
             ErrorCode::EngineUnreachable => "BOTSYNC_ENGINE_UNREACHABLE",
             ErrorCode::Timeout => "BOTSYNC_TIMEOUT",
+            ErrorCode::CodeInvalid => "BOTSYNC_CODE_INVALID",
+            ErrorCode::CodeExpired => "BOTSYNC_CODE_EXPIRED",
+            ErrorCode::CodeUsed => "BOTSYNC_CODE_USED",
+            ErrorCode::CodeMismatch => "BOTSYNC_CODE_MISMATCH",
+            ErrorCode::PairingTimeout => "BOTSYNC_PAIRING_TIMEOUT",
+            ErrorCode::PairingProtocol => "BOTSYNC_PAIRING_PROTOCOL",
+            ErrorCode::RelayUnreachable => "BOTSYNC_RELAY_UNREACHABLE",
+            ErrorCode::RelayRateLimited => "BOTSYNC_RELAY_RATE_LIMITED",
+            ErrorCode::RelayProtocol => "BOTSYNC_RELAY_PROTOCOL",
+            ErrorCode::RelayFailed => "BOTSYNC_RELAY_FAILED",
         }
     }
 }
@@ -67,6 +89,10 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 impl Error {
@@ -89,6 +115,9 @@ impl Error {
                 NotifyError::State(_) => ErrorCode::Io,
                 NotifyError::Internal(_) => ErrorCode::Internal,
             },
+            Error::Pairing(e) => pairing_code(e),
+            Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
+            Error::Relay(_) => ErrorCode::RelayFailed,
         }
     }
 
@@ -97,6 +126,23 @@ impl Error {
             ErrorCode::Usage => exit::USAGE,
             _ => exit::FAILURE,
         }
+    }
+}
+
+fn pairing_code(error: &PairingError) -> ErrorCode {
+    match error {
+        PairingError::CodeInvalid(_)
+        | PairingError::OfflineCodeTruncated
+        | PairingError::OfflineCodeCorrupted
+        | PairingError::OfflineCodeInvalid(_) => ErrorCode::CodeInvalid,
+        PairingError::CodeExpired => ErrorCode::CodeExpired,
+        PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
+        PairingError::CodeMismatch => ErrorCode::CodeMismatch,
+        PairingError::Timeout(_) => ErrorCode::PairingTimeout,
+        PairingError::PeerProtocol(_) => ErrorCode::PairingProtocol,
+        PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
+        PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
+        PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,
     }
 }
 

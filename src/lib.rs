@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod device_id;
 pub mod engine;
 pub mod error;
+pub mod net;
 pub mod pairing;
 pub mod relay;
 pub mod root;

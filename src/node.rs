@@ -111,3 +111,56 @@ pub fn events(options: Option<RootOptions>) -> BotsyncEvents {
 pub async fn wait_for_sync(options: Option<WaitForSyncOptions>) -> Answer<SyncReport> {
     commands::watch::wait_for_sync(&options.unwrap_or_default()).await.into()
 }
+
+/// A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait
+/// for that. The relay does not keep Node's event loop alive on its own: a process that should
+/// just serve awaits `closed()` (pending, it holds the loop open; Node's default SIGINT/SIGTERM
+/// handling still ends the process).
+#[napi]
+pub struct RelayHandle {
+    url: String,
+    running: tokio::sync::Mutex<Option<crate::relay::RunningRelay>>,
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+#[napi]
+impl RelayHandle {
+    /// Base URL, such as `http://127.0.0.1:8787` (the real port when port 0 was asked for).
+    #[napi(getter)]
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and resolves when the relay is down.
+    /// Closing twice is harmless.
+    #[napi]
+    pub async fn close(&self) {
+        if let Some(running) = self.running.lock().await.take() {
+            running.shutdown().await;
+        }
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once the relay has been closed.
+    #[napi]
+    pub async fn closed(&self) {
+        let mut closed = self.closed.subscribe();
+        // The guard `wait_for` returns is not Send; it must not outlive this statement.
+        let _ = closed.wait_for(|closed| *closed).await.map(|_| ());
+    }
+}
+
+/// Starts a pairing relay in this process (the same server as `botsync relay`) and resolves
+/// with a handle once it listens.
+#[napi(ts_return_type = "Promise<RelayHandle>")]
+pub async fn relay(options: Option<commands::relay::RelayOptions>) -> Answer<RelayHandle> {
+    let options = options.unwrap_or_default();
+    commands::relay::start(&options)
+        .await
+        .map(|(running, started)| RelayHandle {
+            url: started.url,
+            running: tokio::sync::Mutex::new(Some(running)),
+            closed: tokio::sync::watch::channel(false).0,
+        })
+        .into()
+}

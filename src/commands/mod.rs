@@ -2,6 +2,7 @@
 //! reports as text or JSON and the Node binding returns them as plain objects, so both surfaces
 //! run exactly the same code.
 
+pub mod relay;
 pub mod status;
 pub mod watch;
 

@@ -1,0 +1,200 @@
+//! What the relay accepts as a code, a mailbox id or a slot name, and how it picks new ones.
+//!
+//! Words come from the BIP-39 English list (2048 words, 11 bits each). The relay is strict:
+//! lowercase words joined by single '-' and nothing else, so two spellings of one code can
+//! never address two records.
+
+use std::fmt;
+
+use bip39::Language;
+use rand::Rng;
+
+/// Words in an original-protocol pairing code (`POST /pair`): 55 bits.
+pub const PAIR_CODE_WORDS: usize = 5;
+/// Words in a v2 mailbox id: the public half of a v2 code.
+pub const MAILBOX_WORDS: usize = 2;
+
+/// The BIP-39 English word list, the only vocabulary of codes.
+pub fn word_list() -> &'static [&'static str; 2048] {
+    Language::English.word_list()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    #[error("expected {expected} words joined by '-', found {found}")]
+    WordCount { expected: usize, found: usize },
+    #[error("{0:?} is not a word of the code list")]
+    UnknownWord(String),
+    #[error("unknown slot {0:?}")]
+    UnknownSlot(String),
+}
+
+/// Checks `text` is exactly `expected` known words joined by '-'.
+fn check_words(text: &str, expected: usize) -> Result<(), CodeError> {
+    let words: Vec<&str> = text.split('-').collect();
+    if words.len() != expected {
+        return Err(CodeError::WordCount { expected, found: words.len() });
+    }
+    for word in words {
+        // find_word is a binary search over the sorted list, so it is exact and case-sensitive.
+        if Language::English.find_word(word).is_none() {
+            return Err(CodeError::UnknownWord(word.chars().take(32).collect()));
+        }
+    }
+    Ok(())
+}
+
+fn random_words(count: usize, rng: &mut impl Rng) -> String {
+    let list = word_list();
+    let mut out = String::with_capacity(count * 9);
+    for i in 0..count {
+        if i > 0 {
+            out.push('-');
+        }
+        out.push_str(list[rng.random_range(0..list.len())]);
+    }
+    out
+}
+
+/// A 5-word original-protocol code, as `POST /pair` hands out and `GET /pair/:code` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PairCode(String);
+
+impl PairCode {
+    pub fn parse(text: &str) -> Result<Self, CodeError> {
+        check_words(text, PAIR_CODE_WORDS)?;
+        Ok(PairCode(text.to_string()))
+    }
+
+    /// A fresh code from a CSPRNG (`rand::rng()` is ChaCha-based and OS-seeded).
+    pub fn random(rng: &mut impl Rng) -> Self {
+        PairCode(random_words(PAIR_CODE_WORDS, rng))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PairCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A v2 mailbox id: two words, allocated by the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailboxId(String);
+
+impl MailboxId {
+    pub fn parse(text: &str) -> Result<Self, CodeError> {
+        check_words(text, MAILBOX_WORDS)?;
+        Ok(MailboxId(text.to_string()))
+    }
+
+    pub fn random(rng: &mut impl Rng) -> Self {
+        MailboxId(random_words(MAILBOX_WORDS, rng))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MailboxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The four write-once slots of a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    HostPake,
+    GuestPake,
+    GuestData,
+    HostData,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 4] = [Slot::HostPake, Slot::GuestPake, Slot::GuestData, Slot::HostData];
+
+    pub fn parse(text: &str) -> Result<Self, CodeError> {
+        Slot::ALL
+            .into_iter()
+            .find(|slot| slot.as_str() == text)
+            .ok_or_else(|| CodeError::UnknownSlot(text.chars().take(32).collect()))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::HostPake => "host-pake",
+            Slot::GuestPake => "guest-pake",
+            Slot::GuestData => "guest-data",
+            Slot::HostData => "host-data",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The guest's last step: once it has read this slot the exchange is over, so reading it
+    /// deletes the whole mailbox (pairing data is dropped on first read).
+    pub fn consumes_mailbox(self) -> bool {
+        self == Slot::HostData
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_codes_parse_back() {
+        let mut rng = rand::rng();
+        for _ in 0..200 {
+            let code = PairCode::random(&mut rng);
+            assert_eq!(PairCode::parse(code.as_str()).unwrap(), code);
+            let mailbox = MailboxId::random(&mut rng);
+            assert_eq!(MailboxId::parse(mailbox.as_str()).unwrap(), mailbox);
+        }
+    }
+
+    #[test]
+    fn malformed_codes_are_rejected() {
+        assert!(PairCode::parse("abandon-ability-able-about-above").is_ok());
+        for bad in [
+            "",
+            "abandon-ability-able-about",
+            "abandon-ability-able-about-above-absent",
+            "Abandon-ability-able-about-above",
+            "abandon-ability-able-about-notaword",
+            "abandon--ability-able-about",
+            "abandon ability able about above",
+            "abandon-ability-able-about-above-",
+        ] {
+            assert!(PairCode::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(MailboxId::parse("zoo-zone").is_ok());
+        for bad in ["zoo", "zoo-zone-zero", "zoo_zone", "ZOO-zone", "zoo-zonee"] {
+            assert!(MailboxId::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn slots_round_trip() {
+        for slot in Slot::ALL {
+            assert_eq!(Slot::parse(slot.as_str()).unwrap(), slot);
+        }
+        assert!(Slot::parse("host").is_err());
+        assert!(Slot::HostData.consumes_mailbox());
+        assert!(!Slot::GuestData.consumes_mailbox());
+    }
+}
