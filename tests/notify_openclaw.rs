@@ -337,3 +337,20 @@ fn settings_from_the_environment_are_persisted_privately_and_can_be_turned_off()
     assert!(!path.exists());
     assert!(!notification_status(&h.root).unwrap().enabled);
 }
+
+#[tokio::test]
+async fn a_corrupted_queue_is_set_aside_and_notifications_go_on() {
+    let h = Harness::new();
+    let gateway = FakeOpenClaw::new();
+    let (addr, server) = gateway.start_on(0).await;
+    let settings = settings_in(&h.root, format!("http://127.0.0.1:{}/hooks/agent", addr.port()));
+    std::fs::write(queue_file(&h.root), "{\"messages\": [tr").unwrap();
+    let (tx, task) = h.start(Some(settings), 100);
+    tx.send(connected(1)).await.unwrap();
+    assert_eq!(gateway.wait_for(1, Duration::from_secs(5)).await.len(), 1);
+    drop(tx);
+    task.await.unwrap();
+    assert!(queue_file(&h.root).with_extension("json.corrupt").exists());
+    assert!(h.logs.lock().unwrap().iter().any(|l| l.contains("unreadable")));
+    server.abort();
+}

@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::root::SyncRoot;
+use crate::state_file::StateFileError;
 
 use super::model::BotsyncEvent;
 use super::notifier::{Notifier, NotifierConfig, Outcome};
@@ -55,7 +56,17 @@ pub async fn run_notifier(
     };
     let log = redacting(options.log.clone(), settings.token.expose().to_string());
     let queue_path = queue_file(&root);
-    let outbox = Outbox::load(&queue_path, options.config.queue_capacity)?;
+    let outbox = match Outbox::load(&queue_path, options.config.queue_capacity) {
+        Ok(outbox) => outbox,
+        // A damaged queue must not silence notifications for good: keep it aside for a look.
+        Err(StateFileError::Corrupted { reason, .. }) => {
+            let aside = queue_path.with_extension("json.corrupt");
+            let _ = std::fs::rename(&queue_path, &aside);
+            log(&format!("the notification queue was unreadable ({reason}); moved it to {} and started a new one", aside.display()));
+            Outbox::new(options.config.queue_capacity)
+        }
+        Err(other) => return Err(other.into()),
+    };
     if !outbox.is_empty() {
         log(&format!("{} notification(s) queued from before; delivering to {}", outbox.len(), settings.redacted_url()));
     }
