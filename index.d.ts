@@ -70,6 +70,24 @@ export type BotsyncEvent =
   localCopy: string; at: string }
   | { type: 'paired'; peer: Peer; at: string }
 
+/** Runs the installation checks; resolves with `ok: false` (not a rejection) when a check fails. */
+export declare function doctor(options?: RootOptions | undefined | null): Promise<DoctorReport>
+
+export interface DoctorCheck {
+  name: string
+  ok: boolean
+  detail: string
+  /** How to fix it, when the check failed. */
+  hint?: string
+}
+
+export interface DoctorReport {
+  /** True when every check passed. */
+  ok: boolean
+  root: string
+  checks: Array<DoctorCheck>
+}
+
 /** An async iterator over the root's events (see `BotsyncEvents`). */
 export declare function events(options?: RootOptions | undefined | null): BotsyncEvents
 
@@ -88,6 +106,36 @@ export interface FolderStatus {
   state: string
   /** Percent of the folder that every connected peer has (0–100). */
   completion: number
+}
+
+/**
+ * Creates the root and starts Syncthing; on an initialized root keeps identity and pairings and
+ * makes sure Syncthing runs.
+ */
+export declare function init(options?: InitOptions | undefined | null): Promise<InitReport>
+
+export interface InitOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** `internet` (default), `lan` or `direct`. */
+  network?: string
+}
+
+export interface InitReport {
+  root: string
+  /** False when the root was initialized already (identity and pairings kept). */
+  created: boolean
+  /** `running` once init returns. */
+  state: string
+  /** Whether this call started Syncthing (false if it was running). */
+  started: boolean
+  deviceId: string
+  deviceName: string
+  network: string
+  syncthingVersion: string
+  syncthingPath: string
+  /** The sync protocol port peers connect to. */
+  listenPort: number
 }
 
 export interface NotificationStatus {
@@ -159,6 +207,18 @@ export interface RootOptions {
  */
 export declare function runCli(argv: Array<string>): Promise<number>
 
+/** Starts the root's Syncthing unless it runs already. */
+export declare function start(options?: RootOptions | undefined | null): Promise<StartReport>
+
+export interface StartReport {
+  root: string
+  state: string
+  /** False if Syncthing was running already. */
+  started: boolean
+  deviceId: string
+  syncthingVersion: string
+}
+
 /**
  * The root's state, folders, peers and notification queue. Resolves with
  * `initialized: false` on a root that was never set up.
@@ -182,6 +242,17 @@ export interface StatusReport {
   folders: Array<FolderStatus>
   peers: Array<PeerStatus>
   notifications: NotificationStatus
+}
+
+/** Stops the root's Syncthing processes; resolves once they are gone. */
+export declare function stop(options?: RootOptions | undefined | null): Promise<StopReport>
+
+export interface StopReport {
+  root: string
+  /** Whether anything was running. */
+  stopped: boolean
+  /** The process IDs that were stopped. */
+  pids: Array<number>
 }
 
 /** What `waitForSync` resolves with. */

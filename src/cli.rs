@@ -153,8 +153,8 @@ pub async fn run(argv: Vec<String>) -> i32 {
     let json = cli.json;
     match dispatch(cli).await {
         Ok(report) => {
-            print_stdout(&if json { report.0 } else { report.1 });
-            exit::OK
+            print_stdout(if json { &report.json } else { &report.human });
+            report.exit_status
         }
         Err(error) => {
             print_error(&error, json);
@@ -163,11 +163,19 @@ pub async fn run(argv: Vec<String>) -> i32 {
     }
 }
 
-/// A rendered report: (JSON text, human text).
-struct Rendered(String, String);
+/// A report rendered both ways, and the exit status it asks for.
+struct Rendered {
+    json: String,
+    human: String,
+    exit_status: i32,
+}
 
 fn render<R: Report>(report: R) -> Rendered {
-    Rendered(serde_json::to_string(&report).expect("reports always serialize"), report.human())
+    Rendered {
+        json: serde_json::to_string(&report).expect("reports always serialize"),
+        human: report.human(),
+        exit_status: report.exit_status(),
+    }
 }
 
 async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
@@ -175,12 +183,15 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
     let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
     match cli.command {
         Command::Status => Ok(render(commands::status::run(&root).await?)),
-        Command::Init(_) => Err(Error::NotAvailable("init")),
+        Command::Init(args) => {
+            let options = commands::init::InitOptions { root: root.root.clone(), network: args.network };
+            Ok(render(commands::init::run(&options).await?))
+        }
         Command::Join(_) => Err(Error::NotAvailable("join")),
         Command::Invite(_) => Err(Error::NotAvailable("invite")),
-        Command::Start => Err(Error::NotAvailable("start")),
-        Command::Stop => Err(Error::NotAvailable("stop")),
-        Command::Doctor => Err(Error::NotAvailable("doctor")),
+        Command::Start => Ok(render(commands::start::run(&root).await?)),
+        Command::Stop => Ok(render(commands::stop::run(&root).await?)),
+        Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo => Err(Error::NotAvailable("demo")),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
@@ -189,8 +200,8 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
 
 /// Prints a report right away, for commands that keep running after they have something to say.
 fn announce<R: Report + Clone>(report: &R, json: bool) {
-    let Rendered(json_text, human) = render(report.clone());
-    print_stdout(if json { &json_text } else { &human });
+    let rendered = render(report.clone());
+    print_stdout(if json { &rendered.json } else { &rendered.human });
 }
 
 fn print_parse_outcome(e: clap::Error, json: bool) -> i32 {

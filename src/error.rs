@@ -5,6 +5,7 @@
 use crate::daemon::notify::NotifyError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
+use crate::engine::EngineError;
 use crate::root::RootError;
 use crate::state_file::StateFileError;
 
@@ -32,6 +33,14 @@ pub enum ErrorCode {
     RelayRateLimited,
     RelayProtocol,
     RelayFailed,
+    /// No usable Syncthing binary (missing, not executable, too old, cannot be downloaded).
+    SyncthingUnavailable,
+    /// A Syncthing download failed its checksum or could not be unpacked.
+    DownloadRejected,
+    /// A port recorded for this root is taken by another program.
+    PortInUse,
+    /// Syncthing failed to start, stop or answer.
+    EngineFailed,
 }
 
 impl ErrorCode {
@@ -56,6 +65,10 @@ impl ErrorCode {
             ErrorCode::RelayRateLimited => "BOTSYNC_RELAY_RATE_LIMITED",
             ErrorCode::RelayProtocol => "BOTSYNC_RELAY_PROTOCOL",
             ErrorCode::RelayFailed => "BOTSYNC_RELAY_FAILED",
+            ErrorCode::SyncthingUnavailable => "BOTSYNC_SYNCTHING_UNAVAILABLE",
+            ErrorCode::DownloadRejected => "BOTSYNC_DOWNLOAD_REJECTED",
+            ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
+            ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
         }
     }
 }
@@ -93,6 +106,8 @@ pub enum Error {
     Pairing(#[from] PairingError),
     #[error(transparent)]
     Relay(#[from] RelayError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 impl Error {
@@ -118,6 +133,7 @@ impl Error {
             Error::Pairing(e) => pairing_code(e),
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,
+            Error::Engine(engine) => engine_code(engine),
         }
     }
 
@@ -143,6 +159,35 @@ fn pairing_code(error: &PairingError) -> ErrorCode {
         PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
         PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
         PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,
+    }
+}
+
+fn engine_code(error: &EngineError) -> ErrorCode {
+    match error.innermost() {
+        EngineError::NotInitialized(_) => ErrorCode::NotInitialized,
+        EngineError::RootNotDirectory(_) | EngineError::RootNotWritable { .. } => ErrorCode::InvalidRoot,
+        EngineError::State(StateFileError::Corrupted { .. }) | EngineError::ConfigMissing(_) => ErrorCode::StateCorrupted,
+        EngineError::State(_) | EngineError::Io { .. } => ErrorCode::Io,
+        EngineError::UnknownProfile(_) => ErrorCode::Usage,
+        EngineError::SyncthingMissing { .. }
+        | EngineError::SyncthingNotExecutable { .. }
+        | EngineError::SyncthingTooOld { .. }
+        | EngineError::SyncthingNotFound { .. }
+        | EngineError::DownloadFailed { .. } => ErrorCode::SyncthingUnavailable,
+        EngineError::ChecksumMissing { .. } | EngineError::ChecksumMismatch { .. } | EngineError::Unpack { .. } => {
+            ErrorCode::DownloadRejected
+        }
+        EngineError::ApiPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
+        EngineError::FromEnvVar(_)
+        | EngineError::Generate(_)
+        | EngineError::ConfigXml { .. }
+        | EngineError::Spawn { .. }
+        | EngineError::ExitedDuringStart { .. }
+        | EngineError::NotReady { .. }
+        | EngineError::StopFailed { .. }
+        | EngineError::RestUnreachable { .. }
+        | EngineError::RestStatus { .. }
+        | EngineError::RestDecode { .. } => ErrorCode::EngineFailed,
     }
 }
 

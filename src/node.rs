@@ -9,6 +9,10 @@ use napi::{sys, JsError};
 use napi_derive::napi;
 
 use crate::commands::watch::{SyncReport, WaitForSyncOptions};
+use crate::commands::doctor::DoctorReport;
+use crate::commands::init::{InitOptions, InitReport};
+use crate::commands::start::StartReport;
+use crate::commands::stop::StopReport;
 use crate::commands::{self, status::StatusReport, RootOptions};
 use crate::daemon::notify::EventFeed;
 use crate::error::Error;
@@ -163,4 +167,29 @@ pub async fn relay(options: Option<commands::relay::RelayOptions>) -> Answer<Rel
             closed: tokio::sync::watch::channel(false).0,
         })
         .into()
+}
+
+/// Creates the root and starts Syncthing; on an initialized root keeps identity and pairings and
+/// makes sure Syncthing runs.
+#[napi(ts_return_type = "Promise<InitReport>")]
+pub async fn init(options: Option<InitOptions>) -> Answer<InitReport> {
+    commands::init::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Starts the root's Syncthing unless it runs already.
+#[napi(ts_return_type = "Promise<StartReport>")]
+pub async fn start(options: Option<RootOptions>) -> Answer<StartReport> {
+    commands::start::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Stops the root's Syncthing processes; resolves once they are gone.
+#[napi(ts_return_type = "Promise<StopReport>")]
+pub async fn stop(options: Option<RootOptions>) -> Answer<StopReport> {
+    commands::stop::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Runs the installation checks; resolves with `ok: false` (not a rejection) when a check fails.
+#[napi(ts_return_type = "Promise<DoctorReport>")]
+pub async fn doctor(options: Option<RootOptions>) -> Answer<DoctorReport> {
+    commands::doctor::run(&options.unwrap_or_default()).await.into()
 }

@@ -28,7 +28,7 @@ fn items(events: &[botsync::engine::events::SyncthingEvent]) -> Vec<String> {
 
 async fn stream_for(fake: &FakeSyncthing) -> (EventStream, tokio::task::JoinHandle<()>) {
     let (addr, server) = fake.start().await;
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::new(API_KEY));
+    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from(API_KEY)));
     (EventStream::botsync(link).with_poll_timeout(Duration::from_secs(1)), server)
 }
 
@@ -143,7 +143,7 @@ async fn skip_to_now_ignores_what_was_buffered() {
 async fn a_wrong_key_is_an_error_not_a_silent_empty_stream() {
     let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
     let (addr, server) = fake.start().await;
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::new("wrong"));
+    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from("wrong")));
     let mut stream = EventStream::botsync(link);
     let error = stream.next_batch().await.unwrap_err();
     assert!(error.to_string().contains("403"), "{error}");
@@ -161,7 +161,7 @@ async fn the_feed_turns_recorded_events_into_botsync_events_across_a_restart() {
     let (addr, server) = fake.start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = SyncRoot::at(dir.path().to_owned()).unwrap();
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::new(API_KEY));
+    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from(API_KEY)));
     let stream = EventStream::botsync(link).with_poll_timeout(Duration::from_secs(1));
     let mut feed = EventFeed::start_with(stream, EventDeriver::new(root)).await.unwrap();
 
@@ -192,7 +192,7 @@ async fn the_feed_reports_a_lone_item_finished_after_the_join_window_without_new
     let (addr, server) = fake.start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = SyncRoot::at(dir.path().to_owned()).unwrap();
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::new(API_KEY));
+    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from(API_KEY)));
     // A long poll timeout: the feed must wake up for the join deadline on its own.
     let stream = EventStream::botsync(link).with_poll_timeout(Duration::from_secs(30));
     let deriver = EventDeriver::new(root).with_join_window(Duration::from_millis(300));

@@ -3,7 +3,11 @@
 //! run exactly the same code.
 
 pub mod relay;
+pub mod doctor;
+pub mod init;
+pub mod start;
 pub mod status;
+pub mod stop;
 pub mod watch;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +19,11 @@ use crate::root::SyncRoot;
 /// `human()` is printed.
 pub trait Report: Serialize {
     fn human(&self) -> String;
+
+    /// The exit status when the command itself succeeded (`doctor` exits 1 when a check fails).
+    fn exit_status(&self) -> i32 {
+        crate::error::exit::OK
+    }
 }
 
 /// The option every command shares: which root it acts on.

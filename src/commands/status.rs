@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::{Report, RootOptions};
+use crate::engine::{Engine, RunState};
 use crate::error::Result;
+use crate::root::SharedFolder;
 
 /// Lifecycle state of a root's engine.
 pub mod state {
@@ -92,7 +94,101 @@ pub async fn run(options: &RootOptions) -> Result<StatusReport> {
             notifications: NotificationStatus::default(),
         });
     }
-    Err(crate::Error::NotAvailable("status on an initialized root"))
+    let Some(engine) = Engine::open(&root)? else {
+        unreachable!("config.json exists, so open either loads it or reports it corrupted")
+    };
+    let run_state = engine.probe().await;
+    let mut report = StatusReport {
+        initialized: true,
+        running: run_state == RunState::Running,
+        state: run_state.as_str().into(),
+        root: root_display,
+        version: crate::VERSION.into(),
+        syncthing_version: Some(engine.state().syncthing.version.to_string()),
+        device_id: Some(engine.device_id().to_string()),
+        folders: offline_folders(&engine),
+        peers: offline_peers(&engine),
+        notifications: NotificationStatus::default(),
+    };
+    if run_state == RunState::Running {
+        fill_live(&engine, &mut report).await;
+    }
+    Ok(report)
+}
+
+fn offline_folders(engine: &Engine) -> Vec<FolderStatus> {
+    SharedFolder::ALL
+        .into_iter()
+        .map(|folder| FolderStatus {
+            id: folder.folder_id().into(),
+            path: engine.root().folder_dir(folder).display().to_string(),
+            state: "unknown".into(),
+            completion: 0.0,
+        })
+        .collect()
+}
+
+/// Peers as config.xml lists them: what is known while Syncthing is not answering.
+fn offline_peers(engine: &Engine) -> Vec<PeerStatus> {
+    engine
+        .configured_peers()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(device_id, name, _)| PeerStatus { device_id, name, connected: false, address: None, last_seen: None })
+        .collect()
+}
+
+/// Asks the running Syncthing for everything at once. A call that fails (the worker may die
+/// mid-way) leaves the offline value in place rather than failing `status`.
+async fn fill_live(engine: &Engine, report: &mut StatusReport) {
+    let rest = engine.rest();
+    let folder = |folder: SharedFolder| {
+        let rest = rest.clone();
+        async move {
+            let id = folder.folder_id();
+            tokio::join!(rest.db_status(id), rest.db_completion(id, None))
+        }
+    };
+    let (version, devices, connections, stats, shared, deliverables, inbox) = tokio::join!(
+        rest.system_version(),
+        rest.devices(),
+        rest.connections(),
+        rest.device_stats(),
+        folder(SharedFolder::Shared),
+        folder(SharedFolder::Deliverables),
+        folder(SharedFolder::Inbox),
+    );
+    if let Ok(version) = version {
+        report.syncthing_version = Some(version.version);
+    }
+    for (status, (db, completion)) in report.folders.iter_mut().zip([shared, deliverables, inbox]) {
+        if let Ok(db) = db {
+            status.state = db.state;
+        }
+        if let Ok(completion) = completion {
+            status.completion = completion.completion;
+        }
+    }
+    let Ok(devices) = devices else { return };
+    let connections = connections.map(|c| c.connections).unwrap_or_default();
+    let stats = stats.unwrap_or_default();
+    let own = engine.device_id();
+    report.peers = devices
+        .into_iter()
+        .filter(|d| d.device_id != own)
+        .map(|device| {
+            let id = device.device_id.to_string();
+            let connection = connections.get(&id).cloned().unwrap_or_default();
+            let last_seen = stats.get(&id).and_then(|s| s.last_seen.clone()).filter(|t| !t.starts_with("1970-"));
+            PeerStatus {
+                name: device.name,
+                connected: connection.connected,
+                address: connection.connected.then_some(connection.address).filter(|a| !a.is_empty()),
+                last_seen,
+                device_id: id,
+            }
+        })
+        .collect();
 }
 
 impl Report for StatusReport {

@@ -37,24 +37,7 @@ pub enum EventsError {
     Decode { path: String, reason: String },
 }
 
-/// The Syncthing API key. Debug never shows it: it grants full control of the engine.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<hidden>)")
-    }
-}
+pub use super::api_key::ApiKey;
 
 /// Where a Syncthing REST API lives and how to authenticate to it; just enough of a client for
 /// the event stream and sync-completion checks.
@@ -521,7 +504,7 @@ mod tests {
 
     #[test]
     fn api_key_is_hidden_from_debug() {
-        let link = SyncthingLink::new("http://127.0.0.1:1/", ApiKey::new("sekrit-key"));
+        let link = SyncthingLink::new("http://127.0.0.1:1/", ApiKey::from_string("sekrit-key".into()));
         assert!(!format!("{link:?}").contains("sekrit-key"));
         assert_eq!(link.base_url(), "http://127.0.0.1:1");
     }

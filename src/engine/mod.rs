@@ -1,2 +1,622 @@
 //! The Syncthing engine: obtaining the binary, configuring it, running it and talking to its REST API.
+//!
+//! A root's Syncthing lives in `<root>/.botsync/syncthing` (its "home"). `Engine::init` creates and
+//! configures it (config.xml is edited once, before the first start); afterwards every setting goes
+//! through `RestClient`. `Engine::start` / `Engine::stop` are idempotent and only ever touch
+//! processes that /proc confirms are this root's Syncthing.
+
+pub mod api_key;
+pub mod binary;
+pub mod config_xml;
 pub mod events;
+pub mod manifest;
+pub mod ports;
+pub mod process;
+pub mod profile;
+pub mod rest;
+pub mod state;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+pub use api_key::ApiKey;
+pub use binary::{BinaryLocator, SyncthingBinary, SyncthingVersion};
+pub use profile::{NetworkProfile, UnknownProfile};
+pub use rest::RestClient;
+pub use state::EngineState;
+
+use crate::device_id::DeviceId;
+use crate::root::{SharedFolder, SyncRoot};
+use crate::state_file::{self, StateFileError};
+use config_xml::{ConfigEdit, ConfigXml};
+use process::PidRecord;
+
+/// How often readiness is polled: fine enough that `init` returns within a poll of Syncthing
+/// answering, cheap because a refused loopback connect costs microseconds.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// A first start on a slow disk can take a while (2.x migrates/creates its database).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// `status` must not hang on a wedged worker.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{} is not a botsync root yet: run `botsync init` first", .0.display())]
+    NotInitialized(PathBuf),
+    #[error("{} exists and is not a directory; choose another --root", .0.display())]
+    RootNotDirectory(PathBuf),
+    #[error("cannot write to {}: {reason}; choose another --root or fix its permissions", .path.display())]
+    RootNotWritable { path: PathBuf, reason: String },
+    #[error(transparent)]
+    State(#[from] StateFileError),
+    #[error(transparent)]
+    UnknownProfile(#[from] UnknownProfile),
+    #[error("Syncthing not found at {}", .path.display())]
+    SyncthingMissing { path: PathBuf },
+    #[error("{} cannot be run as Syncthing: {reason}", .path.display())]
+    SyncthingNotExecutable { path: PathBuf, reason: String },
+    #[error("Syncthing at {} is {version} but botsync needs v1.19 or newer; upgrade it", .path.display())]
+    SyncthingTooOld { path: PathBuf, version: SyncthingVersion },
+    #[error("{0} (set by BOTSYNC_SYNCTHING; fix or unset it)")]
+    FromEnvVar(Box<EngineError>),
+    #[error("cannot get Syncthing: {reason}{}. Install it with your package manager (apt install syncthing, brew install syncthing, …) or set BOTSYNC_SYNCTHING to a Syncthing binary", rejected_note(.rejected))]
+    SyncthingNotFound { reason: String, rejected: Vec<String> },
+    #[error("downloading {url} failed: {reason}")]
+    DownloadFailed { url: String, reason: String },
+    #[error("{url} lists no SHA-256 for {file}; refusing to install an unverified download")]
+    ChecksumMissing { url: String, file: String },
+    #[error("{file} failed its SHA-256 check (expected {expected}, got {actual}); nothing was installed")]
+    ChecksumMismatch { file: String, expected: String, actual: String },
+    #[error("cannot unpack {}: {reason}", .file.display())]
+    Unpack { file: PathBuf, reason: String },
+    #[error("`syncthing generate` failed: {0}")]
+    Generate(String),
+    #[error("Syncthing's configuration {} is unusable: {reason}", .path.display())]
+    ConfigXml { path: PathBuf, reason: String },
+    #[error("Syncthing's configuration is missing from {}; restore it from a backup, or move .botsync away and run `botsync init` again (this makes a new identity)", .0.display())]
+    ConfigMissing(PathBuf),
+    #[error("port 127.0.0.1:{port} recorded for this root's Syncthing API is taken by another program; stop that program and run `botsync start` again")]
+    ApiPortTaken { port: u16 },
+    #[error("no free port found for Syncthing")]
+    NoFreePort,
+    #[error("cannot start {}: {source}", .binary.display())]
+    Spawn { binary: PathBuf, source: io::Error },
+    #[error("Syncthing exited during startup; its log says: {log_tail}")]
+    ExitedDuringStart { log_tail: String },
+    #[error("Syncthing did not answer within {waited_s} s; its log says: {log_tail}")]
+    NotReady { waited_s: u64, log_tail: String },
+    #[error("could not stop Syncthing processes {pids:?}")]
+    StopFailed { pids: Vec<u32> },
+    #[error("Syncthing's API did not answer {method} {path}: {reason}")]
+    RestUnreachable { method: String, path: String, reason: String },
+    #[error("Syncthing's API refused {method} {path} (HTTP {status}): {body}")]
+    RestStatus { method: String, path: String, status: u16, body: String },
+    #[error("unexpected answer from Syncthing's API at {path}: {reason}")]
+    RestDecode { path: String, reason: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+fn rejected_note(rejected: &[String]) -> String {
+    if rejected.is_empty() {
+        String::new()
+    } else {
+        format!(" (not usable: {})", rejected.join("; "))
+    }
+}
+
+impl EngineError {
+    pub fn io(context: impl Into<String>, source: io::Error) -> EngineError {
+        EngineError::Io { context: context.into(), source }
+    }
+
+    fn via_env_var(self) -> EngineError {
+        EngineError::FromEnvVar(Box::new(self))
+    }
+
+    /// The error behind a `FromEnvVar` wrapper (for classifying it).
+    pub fn innermost(&self) -> &EngineError {
+        match self {
+            EngineError::FromEnvVar(inner) => inner.innermost(),
+            other => other,
+        }
+    }
+}
+
+/// `error: source: source…` on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// Where a root's engine is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// No process of ours runs.
+    Stopped,
+    /// Syncthing's monitor is alive but the API does not answer yet (starting, or the worker is
+    /// being restarted after a crash).
+    Restarting,
+    /// The API answers with our key.
+    Running,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Stopped => "stopped",
+            RunState::Restarting => "restarting",
+            RunState::Running => "running",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// We spawned Syncthing (the monitor's PID) and it answers.
+    Started { monitor_pid: u32 },
+    /// It was running (or restarting, and now answers) already.
+    AlreadyRunning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopOutcome {
+    /// The PIDs that were ours and are gone now; empty if nothing ran.
+    pub stopped: Vec<u32>,
+}
+
+pub struct InitRequest {
+    /// `None` keeps the recorded profile of an initialized root, or `internet` for a new one.
+    pub network: Option<NetworkProfile>,
+    pub locator: BinaryLocator,
+}
+
+pub struct InitOutcome {
+    pub engine: Engine,
+    /// False when the root was initialized already (identity and pairings kept).
+    pub created: bool,
+    pub start: StartOutcome,
+}
+
+/// One root's Syncthing.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    root: SyncRoot,
+    state: EngineState,
+}
+
+impl Engine {
+    /// The engine of an initialized root, `None` if the root was never initialized. An empty or
+    /// corrupted config.json is an error, never "not initialized".
+    pub fn open(root: &SyncRoot) -> Result<Option<Engine>, EngineError> {
+        Ok(EngineState::load(&root.config_file())?.map(|state| Engine { root: root.clone(), state }))
+    }
+
+    pub fn load(root: &SyncRoot) -> Result<Engine, EngineError> {
+        Self::open(root)?.ok_or_else(|| EngineError::NotInitialized(root.path().to_owned()))
+    }
+
+    /// Creates the root (folders, manifest, Syncthing identity and configuration) and starts
+    /// Syncthing. On an initialized root it keeps identity and pairings and only makes sure it runs
+    /// (applying `network` if it differs). On failure nothing it created is left behind and no
+    /// process of ours runs.
+    pub async fn init(root: &SyncRoot, request: InitRequest) -> Result<InitOutcome, EngineError> {
+        let existed = check_root_usable(root)?;
+        if let Some(mut engine) = Self::open(root)? {
+            let start = engine.start(&request.locator).await?;
+            if let Some(network) = request.network.filter(|n| *n != engine.state.network) {
+                engine.set_network(network).await?;
+            }
+            return Ok(InitOutcome { engine, created: false, start });
+        }
+        let network = request.network.unwrap_or_default();
+        let binary = request.locator.locate().await?;
+        let gui_port = ports::pick(&[], ports::loopback_tcp_free).ok_or(EngineError::NoFreePort)?;
+        let listen_port = ports::pick(&[gui_port], |p| ports::sync_port_free(p, network.uses_udp())).ok_or(EngineError::NoFreePort)?;
+
+        let mut rollback = Rollback::default();
+        let result = async {
+            create_layout(root, existed, &mut rollback)?;
+            let home = home_dir(root);
+            generate(&binary, &home)?;
+            let device_id = device_id_from_cert(&home.join("cert.pem"))?;
+            let api_key = ApiKey::generate();
+            let device_name = hostname();
+            let profile = network.options(listen_port);
+            let mut xml = ConfigXml::load(&home.join("config.xml"))?;
+            xml.apply(&ConfigEdit {
+                device_id: &device_id.to_string(),
+                device_name: &device_name,
+                gui_port,
+                api_key: api_key.expose(),
+                profile: &profile,
+                root,
+            })?;
+            xml.save()?;
+            let state = EngineState {
+                network,
+                gui_port,
+                listen_port,
+                api_key,
+                device_id,
+                device_name,
+                syncthing: binary.clone(),
+                other: Default::default(),
+            };
+            state.save(&root.config_file())?;
+            let manifest = root.manifest_file();
+            if !manifest.exists() && manifest::write(&manifest)? {
+                rollback.created(manifest);
+            }
+            let mut engine = Engine { root: root.clone(), state };
+            let start = engine.start(&request.locator).await?;
+            Ok::<_, EngineError>((engine, start))
+        }
+        .await;
+        match result {
+            Ok((engine, start)) => {
+                rollback.disarm();
+                Ok(InitOutcome { engine, created: true, start })
+            }
+            Err(error) => {
+                let home = home_dir(root);
+                let leftovers = process::our_processes(&home, process::read_pid_record(&process::pid_path(&root.state_dir())));
+                let _ = terminate(leftovers, home).await;
+                drop(rollback);
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts Syncthing (with its monitor) unless it already runs; waits until its API answers.
+    /// Idempotent. This is where `botsync start` and `init` bring the engine up; the background
+    /// process is started next to the call in `commands::start`.
+    pub async fn start(&mut self, locator: &BinaryLocator) -> Result<StartOutcome, EngineError> {
+        let home = self.home();
+        match self.probe().await {
+            RunState::Running => return Ok(StartOutcome::AlreadyRunning),
+            RunState::Restarting => {
+                if let Some(monitor) = self.live_monitor() {
+                    self.wait_ready(monitor).await?;
+                    return Ok(StartOutcome::AlreadyRunning);
+                }
+            }
+            RunState::Stopped => {}
+        }
+        // A worker whose monitor was killed, not answering: clear it before starting afresh.
+        let leftovers = process::our_processes(&home, None);
+        if !leftovers.is_empty() {
+            terminate(leftovers, home.clone()).await?;
+        }
+        if !home.join("config.xml").is_file() || !home.join("cert.pem").is_file() {
+            return Err(EngineError::ConfigMissing(home));
+        }
+        let binary = locator.resolve(Some(&self.state.syncthing)).await?;
+        if binary != self.state.syncthing {
+            self.state.syncthing = binary;
+            self.state.save(&self.root.config_file())?;
+        }
+        if !ports::loopback_tcp_free(self.state.gui_port) {
+            return Err(EngineError::ApiPortTaken { port: self.state.gui_port });
+        }
+        let log = process::log_path(&self.root.state_dir());
+        let monitor = process::spawn_detached(&process::SpawnRequest {
+            binary: &self.state.syncthing.path,
+            home: &home,
+            gui_port: self.state.gui_port,
+            api_key: &self.state.api_key,
+            log: &log,
+        })?;
+        let pid_file = process::pid_path(&self.root.state_dir());
+        let ready = async {
+            state_file::write_json(&pid_file, &PidRecord { monitor })?;
+            self.wait_ready(monitor).await
+        }
+        .await;
+        match ready {
+            Ok(()) => Ok(StartOutcome::Started { monitor_pid: monitor }),
+            Err(error) => {
+                let ours = process::our_processes(&home, Some(PidRecord { monitor }));
+                let _ = terminate(ours, home).await;
+                let _ = fs::remove_file(&pid_file);
+                Err(error)
+            }
+        }
+    }
+
+    /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor
+    /// exits.
+    async fn wait_ready(&self, monitor: u32) -> Result<(), EngineError> {
+        let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
+        let home = self.home();
+        let started = Instant::now();
+        loop {
+            match rest.ping().await {
+                Ok(()) => return Ok(()),
+                Err(e) if rest::is_forbidden(&e) => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
+                Err(_) => {}
+            }
+            let log = process::log_path(&self.root.state_dir());
+            if !process::is_ours(monitor, &home) {
+                return Err(EngineError::ExitedDuringStart { log_tail: process::log_tail(&log, 4) });
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(EngineError::NotReady { waited_s: READY_TIMEOUT.as_secs(), log_tail: process::log_tail(&log, 4) });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// Stops this root's Syncthing (monitor and worker) and waits until they are gone. Idempotent.
+    pub async fn stop(&self) -> Result<StopOutcome, EngineError> {
+        let home = self.home();
+        let pid_file = process::pid_path(&self.root.state_dir());
+        let ours = process::our_processes(&home, process::read_pid_record(&pid_file));
+        if !ours.is_empty() {
+            terminate(ours.clone(), home).await?;
+        }
+        match fs::remove_file(&pid_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EngineError::io(format!("removing {}", pid_file.display()), e)),
+        }
+        Ok(StopOutcome { stopped: ours })
+    }
+
+    /// The truth about the engine right now (see `RunState`).
+    pub async fn probe(&self) -> RunState {
+        let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
+        if rest.ping().await.is_ok() {
+            return RunState::Running;
+        }
+        if self.live_monitor().is_some() {
+            RunState::Restarting
+        } else {
+            RunState::Stopped
+        }
+    }
+
+    fn live_monitor(&self) -> Option<u32> {
+        process::read_pid_record(&process::pid_path(&self.root.state_dir()))
+            .map(|r| r.monitor)
+            .filter(|&pid| process::is_ours(pid, &self.home()))
+    }
+
+    /// The running monitor and worker PIDs (either may be absent).
+    pub fn pids(&self) -> (Option<u32>, Option<u32>) {
+        let monitor = self.live_monitor();
+        let worker = monitor.and_then(|m| process::worker_of(m, &self.home()));
+        (monitor, worker)
+    }
+
+    /// Switches the network profile of a running engine through REST and records it.
+    pub async fn set_network(&mut self, network: NetworkProfile) -> Result<(), EngineError> {
+        let options = network.options(self.state.listen_port);
+        self.rest().patch_options(&options.to_rest_patch()).await?;
+        self.state.network = network;
+        self.state.save(&self.root.config_file())
+    }
+
+    /// A REST client for this root's Syncthing.
+    pub fn rest(&self) -> RestClient {
+        RestClient::new(self.state.gui_port, self.state.api_key.clone())
+    }
+
+    pub fn root(&self) -> &SyncRoot {
+        &self.root
+    }
+
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    pub fn device_id(&self) -> DeviceId {
+        self.state.device_id
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.state.device_name
+    }
+
+    pub fn network(&self) -> NetworkProfile {
+        self.state.network
+    }
+
+    pub fn listen_port(&self) -> u16 {
+        self.state.listen_port
+    }
+
+    pub fn gui_port(&self) -> u16 {
+        self.state.gui_port
+    }
+
+    /// Syncthing's home: `<root>/.botsync/syncthing`.
+    pub fn home(&self) -> PathBuf {
+        home_dir(&self.root)
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        process::log_path(&self.root.state_dir())
+    }
+
+    /// Addresses a peer can dial us at without discovery (`tcp://<ip>:<listen port>` for every
+    /// interface), for the pairing exchange.
+    pub fn direct_addresses(&self) -> Vec<String> {
+        crate::net::sync_addresses(self.state.listen_port)
+    }
+
+    /// The configured peers as config.xml has them (works while stopped): (id, name, addresses).
+    pub fn configured_peers(&self) -> Result<Vec<(String, String, Vec<String>)>, EngineError> {
+        Ok(ConfigXml::load(&self.home().join("config.xml"))?.peers(&self.state.device_id.to_string()))
+    }
+}
+
+/// `process::terminate` off the async threads: it polls /proc for up to 20 s.
+async fn terminate(pids: Vec<u32>, home: PathBuf) -> Result<(), EngineError> {
+    tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
+        .await
+        .map_err(|e| EngineError::io("waiting for Syncthing to stop", io::Error::other(e.to_string())))?
+}
+
+pub fn home_dir(root: &SyncRoot) -> PathBuf {
+    root.state_dir().join("syncthing")
+}
+
+/// Whether the root exists; fails if it (or the directory it would be created in) is not a
+/// writable directory. Changes nothing on disk.
+fn check_root_usable(root: &SyncRoot) -> Result<bool, EngineError> {
+    let path = root.path();
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err(EngineError::RootNotDirectory(path.to_owned())),
+        Ok(_) => probe_writable(path).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let ancestor = path.ancestors().skip(1).find(|a| a.exists()).unwrap_or(Path::new("/"));
+            if !ancestor.is_dir() {
+                return Err(EngineError::RootNotDirectory(ancestor.to_owned()));
+            }
+            probe_writable(ancestor).map(|()| false)
+        }
+        Err(e) => Err(EngineError::RootNotWritable { path: path.to_owned(), reason: e.to_string() }),
+    }
+}
+
+/// access(2) rather than a probe file, so a refused `init` leaves even the directory's mtime alone.
+/// It also reports read-only file systems, which permission bits (and root) would not.
+pub fn probe_writable(dir: &Path) -> Result<(), EngineError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| EngineError::RootNotWritable { path: dir.to_owned(), reason: "path contains a NUL byte".into() })?;
+    // SAFETY: access only reads the NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(EngineError::RootNotWritable { path: dir.to_owned(), reason: io::Error::last_os_error().to_string() })
+    }
+}
+
+/// Removes what a failed `init` created, newest first.
+#[derive(Default)]
+struct Rollback {
+    created: Vec<PathBuf>,
+    disarmed: bool,
+}
+
+impl Rollback {
+    fn created(&mut self, path: PathBuf) {
+        self.created.push(path);
+    }
+
+    fn disarm(mut self) {
+        self.disarmed = true;
+    }
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if self.disarmed {
+            return;
+        }
+        for path in self.created.iter().rev() {
+            let _ = if path.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+        }
+    }
+}
+
+/// Creates the root, `.botsync` (0700) and the three folders with Syncthing's folder markers.
+fn create_layout(root: &SyncRoot, root_existed: bool, rollback: &mut Rollback) -> Result<(), EngineError> {
+    let mkdir = |path: &Path| fs::create_dir(path).map_err(|e| EngineError::io(format!("creating {}", path.display()), e));
+    if !root_existed {
+        // Record the topmost directory we create, so a rollback removes the whole new branch.
+        let topmost = root.path().ancestors().take_while(|a| !a.exists()).last().unwrap_or(root.path()).to_owned();
+        fs::create_dir_all(root.path()).map_err(|e| EngineError::io(format!("creating {}", root.path().display()), e))?;
+        rollback.created(topmost);
+    }
+    let state_dir = root.state_dir();
+    if !state_dir.exists() {
+        state_file::create_private_dir(&state_dir).map_err(|e| EngineError::io(format!("creating {}", state_dir.display()), e))?;
+        rollback.created(state_dir);
+    }
+    for folder in SharedFolder::ALL {
+        let dir = root.folder_dir(folder);
+        if !dir.exists() {
+            mkdir(&dir)?;
+            rollback.created(dir.clone());
+        }
+        let marker = dir.join(".stfolder");
+        if !marker.exists() {
+            mkdir(&marker)?;
+            rollback.created(marker);
+        }
+    }
+    Ok(())
+}
+
+/// `syncthing generate`: Syncthing writes its own key, certificate and a config.xml of the schema
+/// version it understands. Idempotent: an existing key is kept.
+fn generate(binary: &SyncthingBinary, home: &Path) -> Result<(), EngineError> {
+    let mut command = Command::new(&binary.path);
+    command.arg("generate").arg(process::home_arg(home));
+    if !binary.version.is_v2_or_later() {
+        command.arg("--no-default-folder");
+    }
+    let output = command
+        .env("STNODEFAULTFOLDER", "1")
+        .env("STNOUPGRADE", "1")
+        .env_remove("STHOMEDIR")
+        .env_remove("STCONFDIR")
+        .env_remove("STDATADIR")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| EngineError::Generate(e.to_string()))?;
+    if !output.status.success() || !home.join("config.xml").is_file() {
+        let text = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        return Err(EngineError::Generate(format!("{} ({})", output.status, lines[lines.len().saturating_sub(3)..].join(" | "))));
+    }
+    Ok(())
+}
+
+/// A device ID is the SHA-256 of the device certificate (DER).
+pub fn device_id_from_cert(cert_pem: &Path) -> Result<DeviceId, EngineError> {
+    let text = fs::read_to_string(cert_pem).map_err(|e| EngineError::io(format!("reading {}", cert_pem.display()), e))?;
+    let bad = |reason: &str| EngineError::ConfigXml { path: cert_pem.to_owned(), reason: reason.into() };
+    let body = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .and_then(|rest| rest.split("-----END CERTIFICATE-----").next())
+        .ok_or_else(|| bad("no certificate in it"))?;
+    let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = data_encoding::BASE64.decode(compact.as_bytes()).map_err(|_| bad("certificate is not valid base64"))?;
+    Ok(DeviceId::from_bytes(Sha256::digest(&der).into()))
+}
+
+/// This machine's name, for Syncthing's device name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = if ok {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).trim().to_string()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "botsync".into()
+    } else {
+        name
+    }
+}

@@ -20,7 +20,7 @@ pub fn engine_link(root: &SyncRoot) -> Result<SyncthingLink, NotifyError> {
     .filter(|p| (1..=u16::MAX as u64).contains(p));
     let key = config.get("apiKey").and_then(Value::as_str).filter(|k| !k.is_empty());
     match (port, key) {
-        (Some(port), Some(key)) => Ok(SyncthingLink::new(format!("http://127.0.0.1:{port}"), ApiKey::new(key))),
+        (Some(port), Some(key)) => Ok(SyncthingLink::new(format!("http://127.0.0.1:{port}"), ApiKey::from_string(String::from(key)))),
         _ => Err(NotifyError::EngineNotConfigured(root.config_file().display().to_string())),
     }
 }

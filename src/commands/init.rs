@@ -1,0 +1,85 @@
+//! `botsync init`: create the root and start the engine. On an initialized root it keeps identity
+//! and pairings and only makes sure the engine runs.
+
+use serde::{Deserialize, Serialize};
+
+use super::Report;
+use crate::engine::{BinaryLocator, Engine, InitRequest, NetworkProfile, StartOutcome};
+use crate::error::{Error, Result};
+use crate::root::SyncRoot;
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitOptions {
+    /// The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`.
+    pub root: Option<String>,
+    /// `internet` (default), `lan` or `direct`.
+    pub network: Option<String>,
+}
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitReport {
+    pub root: String,
+    /// False when the root was initialized already (identity and pairings kept).
+    pub created: bool,
+    /// `running` once init returns.
+    pub state: String,
+    /// Whether this call started Syncthing (false if it was running).
+    pub started: bool,
+    pub device_id: String,
+    pub device_name: String,
+    pub network: String,
+    pub syncthing_version: String,
+    pub syncthing_path: String,
+    /// The sync protocol port peers connect to.
+    pub listen_port: u32,
+}
+
+/// Parses the profile before anything touches the disk, so a typo changes nothing.
+pub fn parse_network(network: Option<&str>) -> Result<Option<NetworkProfile>> {
+    network.map(|n| n.parse::<NetworkProfile>().map_err(|e| Error::Usage(e.to_string()))).transpose()
+}
+
+/// The engine half of `init`; the pairing layer builds on the returned engine.
+pub async fn init_engine(options: &InitOptions) -> Result<(Engine, InitReport)> {
+    let network = parse_network(options.network.as_deref())?;
+    let root = SyncRoot::locate(options.root.as_deref().map(std::path::Path::new))?;
+    let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
+    let engine = outcome.engine;
+    let state = engine.state();
+    let report = InitReport {
+        root: root.path().display().to_string(),
+        created: outcome.created,
+        state: crate::engine::RunState::Running.as_str().into(),
+        started: matches!(outcome.start, StartOutcome::Started { .. }),
+        device_id: state.device_id.to_string(),
+        device_name: state.device_name.clone(),
+        network: state.network.to_string(),
+        syncthing_version: state.syncthing.version.to_string(),
+        syncthing_path: state.syncthing.path.display().to_string(),
+        listen_port: state.listen_port.into(),
+    };
+    Ok((engine, report))
+}
+
+pub async fn run(options: &InitOptions) -> Result<InitReport> {
+    Ok(init_engine(options).await?.1)
+}
+
+impl Report for InitReport {
+    fn human(&self) -> String {
+        let what = if self.created { "created" } else { "already set up; identity and pairings kept" };
+        format!(
+            "botsync root {} {what}\ndevice  {} ({})\nengine  Syncthing {} running · network {} · port {}",
+            crate::root::tilde(std::path::Path::new(&self.root)),
+            self.device_id,
+            self.device_name,
+            self.syncthing_version,
+            self.network,
+            self.listen_port
+        )
+    }
+}

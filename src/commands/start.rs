@@ -1,0 +1,40 @@
+//! `botsync start`: bring a root's engine up (idempotent).
+
+use serde::Serialize;
+
+use super::{Report, RootOptions};
+use crate::engine::{BinaryLocator, Engine, StartOutcome};
+use crate::error::Result;
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartReport {
+    pub root: String,
+    pub state: String,
+    /// False if Syncthing was running already.
+    pub started: bool,
+    pub device_id: String,
+    pub syncthing_version: String,
+}
+
+pub async fn run(options: &RootOptions) -> Result<StartReport> {
+    let root = options.locate()?;
+    let mut engine = Engine::load(&root)?;
+    let outcome = engine.start(&BinaryLocator::from_env()).await?;
+    // The background process is started here, right after the engine answers.
+    Ok(StartReport {
+        root: root.path().display().to_string(),
+        state: crate::engine::RunState::Running.as_str().into(),
+        started: matches!(outcome, StartOutcome::Started { .. }),
+        device_id: engine.device_id().to_string(),
+        syncthing_version: engine.state().syncthing.version.to_string(),
+    })
+}
+
+impl Report for StartReport {
+    fn human(&self) -> String {
+        let how = if self.started { "started" } else { "already running" };
+        format!("Syncthing {} {how} for {}", self.syncthing_version, crate::root::tilde(std::path::Path::new(&self.root)))
+    }
+}

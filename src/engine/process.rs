@@ -1,0 +1,226 @@
+//! Running Syncthing: spawned detached (own session, no stdio of the caller) with its monitor, so
+//! a crashed or killed worker is restarted by the monitor. Processes are only ever signalled after
+//! /proc confirms they are ours: alive (not a zombie) and started with our `--home=`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::api_key::ApiKey;
+use super::EngineError;
+
+/// How long a polite SIGTERM gets before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(15);
+const KILL_GRACE: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(20);
+/// A log this big is moved aside at the next start.
+const LOG_ROTATE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The PIDs we started, in `<root>/.botsync/syncthing.pid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidRecord {
+    /// Syncthing's monitor process (our direct child); the worker is its child.
+    pub monitor: u32,
+}
+
+pub fn read_pid_record(path: &Path) -> Option<PidRecord> {
+    // A garbled PID file is no reason to refuse `stop`: the /proc scan by home dir still finds ours.
+    crate::state_file::read_json(path).ok().flatten()
+}
+
+/// The `--home=` argument that marks a process as one of ours.
+pub fn home_arg(home: &Path) -> String {
+    format!("--home={}", home.display())
+}
+
+pub struct SpawnRequest<'a> {
+    pub binary: &'a Path,
+    pub home: &'a Path,
+    pub gui_port: u16,
+    pub api_key: &'a ApiKey,
+    pub log: &'a Path,
+}
+
+/// Starts `syncthing serve --home=<home>` with its monitor, in a new session, stdin from /dev/null
+/// and output appended to the log. The API key travels in the environment, never in argv (argv is
+/// world-readable in /proc). Returns the monitor's PID.
+pub fn spawn_detached(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
+    rotate_log(request.log);
+    let open_log = || {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new().create(true).append(true).mode(0o600).open(request.log)
+    };
+    let log_failed = |e| EngineError::io(format!("opening {}", request.log.display()), e);
+    let stdout = open_log().map_err(log_failed)?;
+    let stderr = stdout.try_clone().map_err(log_failed)?;
+    let mut command = Command::new(request.binary);
+    command
+        .arg("serve")
+        .arg(home_arg(request.home))
+        .current_dir(request.home)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .env("STGUIAPIKEY", request.api_key.expose())
+        .env("STGUIADDRESS", format!("127.0.0.1:{}", request.gui_port))
+        .env("STNOUPGRADE", "1");
+    // Settings from the caller's environment that would point Syncthing elsewhere or change how it runs.
+    for name in ["STHOMEDIR", "STCONFDIR", "STDATADIR", "STNORESTART", "STMONITORED", "STNODEFAULTFOLDER", "STGUIASSETS"] {
+        command.env_remove(name);
+    }
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe; it detaches from the caller's terminal and process
+        // group so Ctrl-C in the caller's shell never reaches Syncthing.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().map_err(|e| EngineError::Spawn { binary: request.binary.to_owned(), source: e })?;
+    let pid = child.id();
+    // Reap the monitor when it exits, so a long-lived caller (Node, the daemon) never keeps a zombie.
+    // A short-lived CLI simply exits and the monitor is re-parented.
+    std::thread::Builder::new()
+        .name("botsync-syncthing-reaper".into())
+        .spawn(move || {
+            let _ = child.wait();
+        })
+        .map_err(|e| EngineError::io("starting the reaper thread", e))?;
+    Ok(pid)
+}
+
+fn rotate_log(log: &Path) {
+    if fs::metadata(log).map(|m| m.len() > LOG_ROTATE_BYTES).unwrap_or(false) {
+        let _ = fs::rename(log, log.with_extension("log.old"));
+    }
+}
+
+/// The process state letter from /proc/PID/stat (`R`, `S`, `Z`, …), if the process exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is parenthesised and may itself contain spaces and parentheses.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().next()?.chars().next()
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+}
+
+/// Alive (exists and not a zombie) and started with our `--home=`.
+pub fn is_ours(pid: u32, home: &Path) -> bool {
+    let wanted = home_arg(home);
+    matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
+        && cmdline(pid).map(|args| args.contains(&wanted)).unwrap_or(false)
+}
+
+fn all_pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Every live process of ours: the recorded monitor, its children, and any orphaned worker that
+/// still runs with our home (its monitor killed), all verified against /proc.
+pub fn our_processes(home: &Path, record: Option<PidRecord>) -> Vec<u32> {
+    let mut found = Vec::new();
+    let monitor = record.map(|r| r.monitor).filter(|&pid| is_ours(pid, home));
+    let pids = all_pids();
+    if let Some(monitor) = monitor {
+        found.push(monitor);
+    }
+    for pid in pids {
+        if Some(pid) != monitor && pid != std::process::id() && is_ours(pid, home) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The worker: a process of ours whose parent is the monitor.
+pub fn worker_of(monitor: u32, home: &Path) -> Option<u32> {
+    all_pids().into_iter().find(|&pid| parent_pid(pid) == Some(monitor) && is_ours(pid, home))
+}
+
+/// SIGTERM, wait, then SIGKILL whatever is left; returns once none of `pids` is ours any more.
+/// Each PID is re-checked against /proc right before every signal (PIDs are reused).
+pub fn terminate(pids: &[u32], home: &Path) -> Result<(), EngineError> {
+    signal_ours(pids, home, libc::SIGTERM);
+    if wait_gone(pids, home, TERM_GRACE) {
+        return Ok(());
+    }
+    signal_ours(pids, home, libc::SIGKILL);
+    if wait_gone(pids, home, KILL_GRACE) {
+        return Ok(());
+    }
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| is_ours(p, home)).collect();
+    Err(EngineError::StopFailed { pids: left })
+}
+
+fn signal_ours(pids: &[u32], home: &Path, signal: i32) {
+    for &pid in pids {
+        if is_ours(pid, home) {
+            // SAFETY: plain kill(2) on a PID just verified to be our live Syncthing.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+}
+
+pub fn wait_gone(pids: &[u32], home: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if pids.iter().all(|&p| !is_ours(p, home)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The last `lines` lines of the Syncthing log, for error messages.
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
+pub fn log_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("syncthing.log")
+}
+
+pub fn pid_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("syncthing.pid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_state_and_parent_of_ourselves() {
+        let me = std::process::id();
+        assert!(matches!(proc_state(me), Some('R') | Some('S')));
+        assert_eq!(parent_pid(me), Some(std::os::unix::process::parent_id()));
+        assert!(!is_ours(me, Path::new("/nonexistent/home")), "the test runner is never ours");
+    }
+}
