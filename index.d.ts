@@ -9,6 +9,31 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+declare global {
+  interface __NapiRsAsyncGenerator<TOwner, T, TReturn, TNext> {
+    next(...[value]: [] | [TNext]): globalThis.Promise<globalThis.IteratorResult<T, TReturn | undefined>>
+    return(...[value]: [] | [TReturn]): globalThis.Promise<globalThis.IteratorResult<T, TReturn | undefined>>
+    throw(exception?: unknown): globalThis.Promise<globalThis.IteratorResult<T, TReturn | undefined>>
+    [globalThis.Symbol.asyncIterator](): this
+  }
+}
+
+/**
+ * The root's events as they happen: files arriving from peers (`file`), `deviceConnected`,
+ * `deviceDisconnected`, `conflict` and `paired`. Use with `for await`; `break` stops it.
+ * Connects on the first `next()`, which rejects with `BOTSYNC_ENGINE_UNREACHABLE` when the
+ * root's Syncthing is not running.
+ *
+ * This type implements JavaScript's async iterable protocol.
+ * It can be used with `for await...of` loops.
+ *
+ * @see https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Iteration_protocols#the_async_iterator_and_async_iterable_protocols
+ */
+export declare class BotsyncEvents {
+
+  [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<BotsyncEvents, BotsyncEvent, void, undefined>
+}
+
 /**
  * A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait
  * for that. The relay does not keep Node's event loop alive on its own: a process that should
@@ -27,6 +52,24 @@ export declare class RelayHandle {
   closed(): Promise<void>
 }
 
+/** An event in a botsync root. */
+export type BotsyncEvent =
+  | { type: 'file'; /** `shared`, `deliverables` or `inbox`. */
+    folder: string; /** Relative to the folder, with `/` separators. */
+    path: string; /** Absolute path on this machine. */
+    localPath: string; action: FileAction; /** Bytes on disk after the change; absent for deletions. */
+    size?: number; /** Who made the change, when Syncthing said so. */
+    peer?: Peer; /** When Syncthing finished the change (RFC 3339). */
+  at: string }
+  | { type: 'deviceConnected'; peer: Peer; /** The peer's address as seen from here. */
+  address: string; at: string }
+  | { type: 'deviceDisconnected'; peer: Peer; reason?: string; at: string }
+  | { type: 'conflict'; folder: string; /** The file both machines edited, relative to the folder. */
+    path: string; /** The conflict copy, relative to the folder. */
+    copy: string; /** Absolute path of the conflict copy on this machine. */
+  localCopy: string; at: string }
+  | { type: 'paired'; peer: Peer; at: string }
+
 /** Runs the installation checks; resolves with `ok: false` (not a rejection) when a check fails. */
 export declare function doctor(options?: RootOptions | undefined | null): Promise<DoctorReport>
 
@@ -43,6 +86,16 @@ export interface DoctorReport {
   ok: boolean
   root: string
   checks: Array<DoctorCheck>
+}
+
+/** An async iterator over the root's events (see `BotsyncEvents`). */
+export declare function events(options?: RootOptions | undefined | null): BotsyncEvents
+
+/** What happened to a file that arrived from a peer. */
+export declare const enum FileAction {
+  Added = 'added',
+  Modified = 'modified',
+  Deleted = 'deleted',
 }
 
 export interface FolderStatus {
@@ -93,6 +146,14 @@ export interface NotificationStatus {
   queued: number
   /** Notifications dropped because the queue was full. */
   dropped: number
+}
+
+/** A paired machine. */
+export interface Peer {
+  /** The full Syncthing device ID; only the 7-character short ID when the peer is not known yet. */
+  deviceId: string
+  /** The name this machine gave the peer, else the name the peer announced, else its short ID. */
+  name: string
 }
 
 export interface PeerStatus {
@@ -192,4 +253,28 @@ export interface StopReport {
   stopped: boolean
   /** The process IDs that were stopped. */
   pids: Array<number>
+}
+
+/** What `waitForSync` resolves with. */
+export interface SyncReport {
+  /** Connected peers that have everything. */
+  peers: Array<string>
+  /** Folders checked (Syncthing folder IDs). */
+  folders: Array<string>
+  waitedMs: number
+}
+
+/**
+ * Resolves when this machine and every connected peer have everything in the shared folders
+ * (files written before the call included); rejects with `BOTSYNC_TIMEOUT`, naming what is
+ * incomplete, after `timeoutMs` (default 60000).
+ */
+export declare function waitForSync(options?: WaitForSyncOptions | undefined | null): Promise<SyncReport>
+
+/** Options of `waitForSync`. */
+export interface WaitForSyncOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** Give up after this many milliseconds (default 60000). */
+  timeoutMs?: number
 }

@@ -835,11 +835,15 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BotsyncEvents = nativeBinding.BotsyncEvents
 module.exports.RelayHandle = nativeBinding.RelayHandle
 module.exports.doctor = nativeBinding.doctor
+module.exports.events = nativeBinding.events
+module.exports.FileAction = nativeBinding.FileAction
 module.exports.init = nativeBinding.init
 module.exports.relay = nativeBinding.relay
 module.exports.runCli = nativeBinding.runCli
 module.exports.start = nativeBinding.start
 module.exports.status = nativeBinding.status
 module.exports.stop = nativeBinding.stop
+module.exports.waitForSync = nativeBinding.waitForSync

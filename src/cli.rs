@@ -49,6 +49,8 @@ pub enum Command {
     Relay(RelayArgs),
     /// Pair two throwaway roots on this machine and sync a file each way
     Demo,
+    /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
+    Watch,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +194,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo => Err(Error::NotAvailable("demo")),
+        Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
     }
 }
 

@@ -2,6 +2,7 @@
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
 //! and an exit status.
 
+use crate::daemon::notify::NotifyError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
 use crate::engine::EngineError;
@@ -18,6 +19,10 @@ pub enum ErrorCode {
     Io,
     NotAvailable,
     Internal,
+    /// The root's Syncthing does not answer its API.
+    EngineUnreachable,
+    /// A wait (such as `waitForSync`) ran out of time.
+    Timeout,
     CodeInvalid,
     CodeExpired,
     CodeUsed,
@@ -48,6 +53,8 @@ impl ErrorCode {
             ErrorCode::Io => "BOTSYNC_IO",
             ErrorCode::NotAvailable => "BOTSYNC_NOT_AVAILABLE",
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
+            ErrorCode::EngineUnreachable => "BOTSYNC_ENGINE_UNREACHABLE",
+            ErrorCode::Timeout => "BOTSYNC_TIMEOUT",
             ErrorCode::CodeInvalid => "BOTSYNC_CODE_INVALID",
             ErrorCode::CodeExpired => "BOTSYNC_CODE_EXPIRED",
             ErrorCode::CodeUsed => "BOTSYNC_CODE_USED",
@@ -94,6 +101,8 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error(transparent)]
     Pairing(#[from] PairingError),
     #[error(transparent)]
     Relay(#[from] RelayError),
@@ -111,6 +120,16 @@ impl Error {
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Notify(e) => match e {
+                NotifyError::NotInitialized(_) => ErrorCode::NotInitialized,
+                NotifyError::EngineNotConfigured(_) => ErrorCode::StateCorrupted,
+                NotifyError::Engine(_) => ErrorCode::EngineUnreachable,
+                NotifyError::BadHooksUrl(_) => ErrorCode::Usage,
+                NotifyError::SyncTimeout { .. } => ErrorCode::Timeout,
+                NotifyError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
+                NotifyError::State(_) => ErrorCode::Io,
+                NotifyError::Internal(_) => ErrorCode::Internal,
+            },
             Error::Pairing(e) => pairing_code(e),
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,

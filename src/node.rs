@@ -1,15 +1,20 @@
 //! The Node binding: thin `#[napi]` wrappers over `cli` and `commands`. Errors become JS `Error`s
 //! whose `code` is the stable `BOTSYNC_*` identifier.
 
-use napi::bindgen_prelude::{ToNapiValue, Unknown};
+use std::future::Future;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{AsyncGenerator, ToNapiValue, Unknown};
 use napi::{sys, JsError};
 use napi_derive::napi;
 
+use crate::commands::watch::{SyncReport, WaitForSyncOptions};
 use crate::commands::doctor::DoctorReport;
 use crate::commands::init::{InitOptions, InitReport};
 use crate::commands::start::StartReport;
 use crate::commands::stop::StopReport;
 use crate::commands::{self, status::StatusReport, RootOptions};
+use crate::daemon::notify::EventFeed;
 use crate::error::Error;
 
 /// A command's outcome on its way to JS: resolves with the report, or rejects with an `Error`
@@ -47,6 +52,68 @@ pub async fn run_cli(argv: Vec<String>) -> i32 {
 #[napi(ts_return_type = "Promise<StatusReport>")]
 pub async fn status(options: Option<RootOptions>) -> Answer<StatusReport> {
     commands::status::run(&options.unwrap_or_default()).await.into()
+}
+
+/// The root's events as they happen: files arriving from peers (`file`), `deviceConnected`,
+/// `deviceDisconnected`, `conflict` and `paired`. Use with `for await`; `break` stops it.
+/// Connects on the first `next()`, which rejects with `BOTSYNC_ENGINE_UNREACHABLE` when the
+/// root's Syncthing is not running.
+#[napi(async_iterator)]
+pub struct BotsyncEvents {
+    options: RootOptions,
+    feed: Arc<tokio::sync::Mutex<Option<EventFeed>>>,
+}
+
+/// The iterator's items. The alias carries the name of the TS type the values have (napi's
+/// typegen names the yield type after its last path segment); at runtime an `Answer`, so a
+/// failure rejects with our `code`.
+mod yielded {
+    pub type BotsyncEvent = super::Answer<crate::daemon::notify::BotsyncEvent>;
+}
+
+#[napi]
+impl AsyncGenerator for BotsyncEvents {
+    type Yield = yielded::BotsyncEvent;
+    type Next = ();
+    type Return = ();
+
+    fn next(&mut self, _value: Option<Self::Next>) -> impl Future<Output = napi::Result<Option<Self::Yield>>> + Send + 'static {
+        let feed = Arc::clone(&self.feed);
+        let options = self.options.clone();
+        async move {
+            let mut slot = feed.lock().await;
+            if slot.is_none() {
+                match commands::watch::open_feed(&options).await {
+                    Ok(opened) => *slot = Some(opened),
+                    Err(error) => return Ok(Some(Answer::from(Err(error)))),
+                }
+            }
+            let event = slot.as_mut().expect("opened above").next().await;
+            Ok(Some(Answer::from(Ok(event))))
+        }
+    }
+
+    fn complete(&mut self, _value: Option<Self::Return>) -> impl Future<Output = napi::Result<Option<Self::Yield>>> + Send + 'static {
+        let feed = Arc::clone(&self.feed);
+        async move {
+            feed.lock().await.take();
+            Ok(None)
+        }
+    }
+}
+
+/// An async iterator over the root's events (see `BotsyncEvents`).
+#[napi]
+pub fn events(options: Option<RootOptions>) -> BotsyncEvents {
+    BotsyncEvents { options: options.unwrap_or_default(), feed: Arc::new(tokio::sync::Mutex::new(None)) }
+}
+
+/// Resolves when this machine and every connected peer have everything in the shared folders
+/// (files written before the call included); rejects with `BOTSYNC_TIMEOUT`, naming what is
+/// incomplete, after `timeoutMs` (default 60000).
+#[napi(ts_return_type = "Promise<SyncReport>")]
+pub async fn wait_for_sync(options: Option<WaitForSyncOptions>) -> Answer<SyncReport> {
+    commands::watch::wait_for_sync(&options.unwrap_or_default()).await.into()
 }
 
 /// A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait

@@ -8,6 +8,7 @@ pub mod init;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 

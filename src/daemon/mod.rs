@@ -4,6 +4,7 @@
 
 pub mod invite_completion;
 pub mod invites;
+pub mod notify;
 pub mod process;
 
 use std::io;

@@ -8,6 +8,7 @@
 pub mod api_key;
 pub mod binary;
 pub mod config_xml;
+pub mod events;
 pub mod manifest;
 pub mod ports;
 pub mod process;

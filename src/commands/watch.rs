@@ -1,0 +1,219 @@
+//! `botsync watch` (a line per event until interrupted), `events()` and `waitForSync()` in Node.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::RootOptions;
+use crate::daemon::notify::link::engine_link;
+use crate::daemon::notify::model::human_size;
+use crate::daemon::notify::{EventFeed, NotifyError};
+use crate::engine::events::SyncthingLink;
+use crate::error::Result;
+use crate::root::SharedFolder;
+
+/// Prints every event of the root as it happens, one line each (a JSON object with `json`),
+/// through `print`. Returns only on error: the caller is interrupted to stop.
+pub async fn run(options: &RootOptions, json: bool, mut print: impl FnMut(&str)) -> Result<std::convert::Infallible> {
+    let root = options.locate()?;
+    let mut feed = EventFeed::open(&root).await?;
+    loop {
+        let event = feed.next().await;
+        let line = if json { serde_json::to_string(&event).expect("events always serialize") } else { event.human() };
+        print(&line);
+    }
+}
+
+/// Opens the event feed of a root (used by `events()` in Node).
+pub async fn open_feed(options: &RootOptions) -> Result<EventFeed> {
+    Ok(EventFeed::open(&options.locate()?).await?)
+}
+
+/// Options of `waitForSync`.
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitForSyncOptions {
+    /// The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`.
+    pub root: Option<String>,
+    /// Give up after this many milliseconds (default 60000).
+    pub timeout_ms: Option<u32>,
+}
+
+/// What `waitForSync` resolves with.
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    /// Connected peers that have everything.
+    pub peers: Vec<String>,
+    /// Folders checked (Syncthing folder IDs).
+    pub folders: Vec<String>,
+    pub waited_ms: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct FolderConfig {
+    id: String,
+    #[serde(default)]
+    devices: Vec<FolderDevice>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FolderDevice {
+    #[serde(rename = "deviceID")]
+    device_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceConfig {
+    #[serde(rename = "deviceID")]
+    device_id: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Connections {
+    #[serde(default)]
+    connections: HashMap<String, Connection>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Connection {
+    #[serde(default)]
+    connected: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Completion {
+    #[serde(default)]
+    completion: f64,
+    #[serde(default)]
+    need_bytes: u64,
+    #[serde(default)]
+    need_items: u64,
+    #[serde(default)]
+    need_deletes: u64,
+}
+
+impl Completion {
+    fn complete(&self) -> bool {
+        self.need_bytes == 0 && self.need_items == 0 && self.need_deletes == 0 && self.completion >= 100.0
+    }
+}
+
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+const CHECK_EVERY: Duration = Duration::from_millis(200);
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resolves once this machine has what its peers offer and every connected peer has everything
+/// in botsync's folders. Scans the folders first, so files written just before the call count.
+pub async fn wait_for_sync(options: &WaitForSyncOptions) -> Result<SyncReport> {
+    let root = RootOptions { root: options.root.clone() }.locate()?;
+    let link = engine_link(&root)?;
+    let limit = options.timeout_ms.map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms.into()));
+    Ok(wait_on(&link, limit).await?)
+}
+
+/// `wait_for_sync` against any Syncthing.
+pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Result<SyncReport, NotifyError> {
+    let started = Instant::now();
+    let deadline = started + limit;
+    let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let me = link.system_status().await?.my_id;
+    let folders: Vec<FolderConfig> = link.get_json::<Vec<FolderConfig>>("/rest/config/folders", API_TIMEOUT).await?
+        .into_iter()
+        .filter(|f| SharedFolder::from_folder_id(&f.id).is_some())
+        .collect();
+    // A scan request returns when the scan is done: what was written before this call is indexed.
+    for folder in &folders {
+        let scanned = link.post(&format!("/rest/db/scan?folder={}", folder.id), remaining()).await;
+        if let Err(error) = scanned {
+            if Instant::now() >= deadline {
+                return Err(timeout(started, vec![format!("scanning {} did not finish", folder.id)]));
+            }
+            return Err(error.into());
+        }
+    }
+    let names: HashMap<String, String> = link
+        .get_json::<Vec<DeviceConfig>>("/rest/config/devices", API_TIMEOUT)
+        .await?
+        .into_iter()
+        .map(|d| (d.device_id, d.name))
+        .collect();
+    let label = |id: &str| {
+        let short = id.get(..7).unwrap_or(id);
+        match names.get(id).filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name} ({short})"),
+            None => short.to_string(),
+        }
+    };
+    loop {
+        let connections: Connections = link.get_json("/rest/system/connections", API_TIMEOUT).await?;
+        let connected = |id: &str| connections.connections.get(id).is_some_and(|c| c.connected);
+        let mut incomplete = Vec::new();
+        let mut peers_in_sync = Vec::new();
+        let mut any_peer = false;
+        let mut any_connected = false;
+        for folder in &folders {
+            let local: Completion = link.get_json(&format!("/rest/db/completion?folder={}", folder.id), API_TIMEOUT).await?;
+            if !local.complete() {
+                incomplete.push(format!(
+                    "this machine still needs {} {} ({}) of {}",
+                    local.need_items,
+                    if local.need_items == 1 { "item" } else { "items" },
+                    human_size(local.need_bytes as i64),
+                    folder.id
+                ));
+            }
+            for device in folder.devices.iter().filter(|d| d.device_id != me) {
+                any_peer = true;
+                if !connected(&device.device_id) {
+                    continue;
+                }
+                any_connected = true;
+                let path = format!("/rest/db/completion?folder={}&device={}", folder.id, device.device_id);
+                let remote: Completion = link.get_json(&path, API_TIMEOUT).await?;
+                if remote.complete() {
+                    if !peers_in_sync.contains(&device.device_id) {
+                        peers_in_sync.push(device.device_id.clone());
+                    }
+                } else {
+                    incomplete.push(format!(
+                        "{} is at {:.1}% of {} ({} {}, {} to go)",
+                        label(&device.device_id),
+                        remote.completion,
+                        folder.id,
+                        remote.need_items + remote.need_deletes,
+                        if remote.need_items + remote.need_deletes == 1 { "item" } else { "items" },
+                        human_size(remote.need_bytes as i64)
+                    ));
+                }
+            }
+        }
+        if !any_peer {
+            incomplete.push("no peer is paired yet".into());
+        } else if !any_connected {
+            incomplete.push("no peer is connected".into());
+        }
+        if incomplete.is_empty() {
+            // A peer counted in one folder but behind in another is in `incomplete`, so all are in sync here.
+            return Ok(SyncReport {
+                peers: peers_in_sync.iter().map(|id| label(id)).collect(),
+                folders: folders.iter().map(|f| f.id.clone()).collect(),
+                waited_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            });
+        }
+        if Instant::now() + CHECK_EVERY > deadline {
+            return Err(timeout(started, incomplete));
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
+fn timeout(started: Instant, incomplete: Vec<String>) -> NotifyError {
+    NotifyError::SyncTimeout { waited_ms: started.elapsed().as_millis() as u64, incomplete }
+}

@@ -1,0 +1,129 @@
+//! `EventFeed`: botsync events from a running Syncthing, one at a time. Combines the
+//! `EventStream` (long poll, restart-proof) with the `EventDeriver`, retries while Syncthing is
+//! away, and wakes up on its own to report joins that timed out. Used by the daemon (to feed the
+//! notifier), `botsync watch` and `events()` in Node.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::engine::events::{EventStream, EventsError, SyncthingLink};
+use crate::root::SyncRoot;
+
+use super::derive::EventDeriver;
+use super::link::engine_link;
+use super::model::BotsyncEvent;
+use super::NotifyError;
+
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+pub struct EventFeed {
+    stream: EventStream,
+    deriver: EventDeriver,
+    ready: VecDeque<BotsyncEvent>,
+    retry: Duration,
+    /// The error Syncthing gave last, while it keeps failing.
+    last_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfiguredDevice {
+    #[serde(rename = "deviceID")]
+    device_id: String,
+    #[serde(default)]
+    name: String,
+}
+
+enum Woke {
+    Batch(Result<crate::engine::events::EventBatch, EventsError>),
+    Deadline,
+}
+
+impl EventFeed {
+    /// A feed of the root's Syncthing (address and key from the root's config), starting now.
+    pub async fn open(root: &SyncRoot) -> Result<Self, NotifyError> {
+        let link = engine_link(root)?;
+        Self::start(root.clone(), link).await
+    }
+
+    /// A feed from `link`, starting now: what Syncthing buffered before is skipped. Fails when
+    /// Syncthing does not answer; once started, the feed waits for it instead.
+    pub async fn start(root: SyncRoot, link: SyncthingLink) -> Result<Self, NotifyError> {
+        Self::start_with(EventStream::botsync(link), EventDeriver::new(root)).await
+    }
+
+    pub async fn start_with(mut stream: EventStream, deriver: EventDeriver) -> Result<Self, NotifyError> {
+        stream.skip_to_now().await?;
+        let mut feed = EventFeed { stream, deriver, ready: VecDeque::new(), retry: RETRY_MIN, last_error: None };
+        feed.learn_engine().await;
+        Ok(feed)
+    }
+
+    /// The Syncthing error the feed is currently riding out, if any.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    pub fn stream(&self) -> &EventStream {
+        &self.stream
+    }
+
+    /// The next botsync event. Waits as long as it takes; Syncthing going away and coming back
+    /// (even as a new process) is handled inside.
+    pub async fn next(&mut self) -> BotsyncEvent {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return event;
+            }
+            let deadline = self.deriver.next_deadline();
+            let woke = {
+                let poll = self.stream.next_batch();
+                match deadline {
+                    Some(at) => tokio::select! {
+                        batch = poll => Woke::Batch(batch),
+                        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => Woke::Deadline,
+                    },
+                    None => Woke::Batch(poll.await),
+                }
+            };
+            match woke {
+                Woke::Deadline => {}
+                Woke::Batch(Ok(batch)) => {
+                    self.retry = RETRY_MIN;
+                    self.last_error = None;
+                    if batch.restarted {
+                        self.learn_engine().await;
+                    }
+                    let now = Instant::now();
+                    for event in &batch.events {
+                        self.ready.extend(self.deriver.feed(event, now));
+                    }
+                }
+                Woke::Batch(Err(error)) => {
+                    self.last_error = Some(error.to_string());
+                    tokio::time::sleep(self.retry).await;
+                    self.retry = (self.retry * 2).min(RETRY_MAX);
+                }
+            }
+            self.ready.extend(self.deriver.flush_expired(Instant::now()));
+        }
+    }
+
+    /// Who we are, who the peers are and which files exist: at start and after a Syncthing restart.
+    async fn learn_engine(&mut self) {
+        if let Some(id) = self.stream.local_device().map(str::to_owned) {
+            self.deriver.set_local_device(&id);
+        }
+        let devices: Result<Vec<ConfiguredDevice>, _> =
+            self.stream.link().get_json("/rest/config/devices", Duration::from_secs(10)).await;
+        let local = self.stream.local_device().map(str::to_owned);
+        for device in devices.unwrap_or_default() {
+            if Some(&device.device_id) != local.as_ref() {
+                self.deriver.learn_peer(&device.device_id, &device.name);
+            }
+        }
+        self.deriver.seed_from_disk();
+    }
+}

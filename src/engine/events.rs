@@ -1,0 +1,511 @@
+//! Syncthing's event API: the typed events botsync reads, and `EventStream`, a long-poll client
+//! over `GET /rest/events` that keeps its position across errors and notices Syncthing restarts.
+//!
+//! Event IDs count per subscription and start again at 1 when Syncthing restarts, so a stale
+//! `since` would silently skip the new process's first events (or wait for ever). The stream
+//! therefore pins each batch to one Syncthing process: it reads `startTime` from
+//! `/rest/system/status` after every poll and, when it changed, throws the batch away and starts
+//! again from 0 on the new process.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The event types botsync asks for. `RemoteChangeDetected` and `LocalChangeDetected` are not in
+/// Syncthing's default mask: they only arrive when named explicitly.
+pub const BOTSYNC_EVENT_TYPES: &[&str] = &[
+    "ItemStarted",
+    "ItemFinished",
+    "DeviceConnected",
+    "DeviceDisconnected",
+    "FolderCompletion",
+    "LocalIndexUpdated",
+    "RemoteIndexUpdated",
+    "RemoteChangeDetected",
+    "LocalChangeDetected",
+    "PendingDevicesChanged",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("Syncthing does not answer at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Syncthing answered {status} to {path}")]
+    Status { path: String, status: u16 },
+    #[error("Syncthing sent an unreadable answer to {path}: {reason}")]
+    Decode { path: String, reason: String },
+}
+
+pub use super::api_key::ApiKey;
+
+/// Where a Syncthing REST API lives and how to authenticate to it; just enough of a client for
+/// the event stream and sync-completion checks.
+#[derive(Debug, Clone)]
+pub struct SyncthingLink {
+    base_url: String,
+    api_key: ApiKey,
+    http: reqwest::Client,
+}
+
+impl SyncthingLink {
+    /// `base_url` such as `http://127.0.0.1:8384` (a trailing slash is fine).
+    pub fn new(base_url: impl Into<String>, api_key: ApiKey) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_string();
+        // No proxy: the engine is always on loopback, and a user's HTTP(S)_PROXY must not see the key.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTP client always builds");
+        SyncthingLink { base_url, api_key, http }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET path` (with its query) and decode JSON; `timeout` bounds the whole exchange.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<T, EventsError> {
+        self.call(reqwest::Method::GET, path, timeout).await?.json().await.map_err(|e| EventsError::Decode {
+            path: strip_query(path),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `POST path` and ignore the body (Syncthing answers these with nothing useful).
+    pub async fn post(&self, path: &str, timeout: Duration) -> Result<(), EventsError> {
+        self.call(reqwest::Method::POST, path, timeout).await.map(drop)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, timeout: Duration) -> Result<reqwest::Response, EventsError> {
+        let url = format!("{}{}", self.base_url, path);
+        let response = self
+            .http
+            .request(method, &url)
+            .header("X-API-Key", self.api_key.expose())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| EventsError::Unreachable { url: self.base_url.clone(), reason: short_reason(&e) })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(EventsError::Status { path: strip_query(path), status: status.as_u16() });
+        }
+        Ok(response)
+    }
+
+    /// `/rest/system/status`: who this engine is and when it started.
+    pub async fn system_status(&self) -> Result<SystemStatus, EventsError> {
+        self.get_json("/rest/system/status", Duration::from_secs(10)).await
+    }
+}
+
+fn strip_query(path: &str) -> String {
+    path.split('?').next().unwrap_or(path).to_string()
+}
+
+/// reqwest's Display includes the URL chain; the base URL is already in our message.
+fn short_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection refused or unreachable".into()
+    } else {
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(inner) = source {
+            reason = inner.to_string();
+            source = inner.source();
+        }
+        reason
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemStatus {
+    #[serde(rename = "myID")]
+    pub my_id: String,
+    /// Changes when the Syncthing process changes (whole seconds on 1.19).
+    pub start_time: String,
+    /// Seconds since start; going backwards also means a new process.
+    #[serde(default)]
+    pub uptime: u64,
+}
+
+/// Which Syncthing process a position belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Instance {
+    start_time: String,
+    uptime: u64,
+}
+
+impl Instance {
+    fn of(status: &SystemStatus) -> Self {
+        Instance { start_time: status.start_time.clone(), uptime: status.uptime }
+    }
+
+    /// `later` was read after `self`: same process unless the start time moved or uptime went back.
+    fn same_process(&self, later: &SystemStatus) -> bool {
+        self.start_time == later.start_time && later.uptime >= self.uptime
+    }
+}
+
+/// One event as Syncthing sends it, before its `data` is typed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawEvent {
+    pub id: u64,
+    #[serde(rename = "globalID", default)]
+    pub global_id: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub time: String,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// A Syncthing event with typed data. Types botsync does not use, and known types whose data does
+/// not have the expected shape (a future Syncthing), become `Other` rather than an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncthingEvent {
+    pub id: u64,
+    pub global_id: u64,
+    /// RFC 3339 with nanoseconds, as Syncthing wrote it.
+    pub time: String,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventData {
+    ItemStarted(ItemEvent),
+    ItemFinished(ItemEvent),
+    DeviceConnected(DeviceConnected),
+    DeviceDisconnected(DeviceDisconnected),
+    FolderCompletion(FolderCompletion),
+    LocalIndexUpdated(IndexUpdated),
+    RemoteIndexUpdated(IndexUpdated),
+    RemoteChangeDetected(ChangeDetected),
+    LocalChangeDetected(ChangeDetected),
+    PendingDevicesChanged(PendingDevicesChanged),
+    Other { kind: String },
+}
+
+/// `ItemStarted` / `ItemFinished`: the puller working on one item.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ItemEvent {
+    pub item: String,
+    pub folder: String,
+    /// `null` on success; only present on `ItemFinished`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// `file`, `dir` or `symlink`.
+    #[serde(rename = "type", default)]
+    pub item_type: String,
+    /// `update`, `delete` or `metadata`.
+    #[serde(default)]
+    pub action: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceConnected {
+    pub id: String,
+    #[serde(default)]
+    pub addr: String,
+    /// The name the peer gives itself.
+    #[serde(default)]
+    pub device_name: String,
+    #[serde(default)]
+    pub client_name: String,
+    #[serde(default)]
+    pub client_version: String,
+    #[serde(rename = "type", default)]
+    pub connection_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeviceDisconnected {
+    pub id: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderCompletion {
+    pub device: String,
+    pub folder: String,
+    pub completion: f64,
+    #[serde(default)]
+    pub need_bytes: u64,
+    #[serde(default)]
+    pub need_items: u64,
+    #[serde(default)]
+    pub global_bytes: u64,
+}
+
+/// `LocalIndexUpdated` (with `filenames`) and `RemoteIndexUpdated` (with `device`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct IndexUpdated {
+    pub folder: String,
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub items: u64,
+    #[serde(default)]
+    pub filenames: Vec<String>,
+}
+
+/// `RemoteChangeDetected` / `LocalChangeDetected`: a change committed to the local index.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeDetected {
+    /// Empty on older Syncthing versions, which only send `folderID`; see `folder_id()`.
+    #[serde(default)]
+    pub folder: String,
+    /// Deprecated duplicate of `folder` that 1.19 still sends.
+    #[serde(rename = "folderID", default)]
+    pub legacy_folder_id: String,
+    pub path: String,
+    /// The 7-character short ID of the device that made the change.
+    #[serde(default)]
+    pub modified_by: String,
+    /// `added`, `modified` or `deleted` (1.19 sends `modified` for new files too).
+    #[serde(default)]
+    pub action: String,
+    #[serde(rename = "type", default)]
+    pub item_type: String,
+}
+
+impl ChangeDetected {
+    /// The folder ID, whichever field carried it.
+    pub fn folder_id(&self) -> &str {
+        if self.folder.is_empty() {
+            &self.legacy_folder_id
+        } else {
+            &self.folder
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingDevicesChanged {
+    #[serde(default)]
+    pub added: Vec<PendingDevice>,
+    #[serde(default)]
+    pub removed: Vec<PendingDevice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingDevice {
+    #[serde(rename = "deviceID")]
+    pub device_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+}
+
+impl From<RawEvent> for SyncthingEvent {
+    fn from(raw: RawEvent) -> Self {
+        fn typed<T: serde::de::DeserializeOwned>(data: Value) -> Option<T> {
+            serde_json::from_value(data).ok()
+        }
+        let kind = raw.kind;
+        let data = raw.data;
+        let parsed = match kind.as_str() {
+            "ItemStarted" => typed(data).map(EventData::ItemStarted),
+            "ItemFinished" => typed(data).map(EventData::ItemFinished),
+            "DeviceConnected" => typed(data).map(EventData::DeviceConnected),
+            "DeviceDisconnected" => typed(data).map(EventData::DeviceDisconnected),
+            "FolderCompletion" => typed(data).map(EventData::FolderCompletion),
+            "LocalIndexUpdated" => typed(data).map(EventData::LocalIndexUpdated),
+            "RemoteIndexUpdated" => typed(data).map(EventData::RemoteIndexUpdated),
+            "RemoteChangeDetected" => typed(data).map(EventData::RemoteChangeDetected),
+            "LocalChangeDetected" => typed(data).map(EventData::LocalChangeDetected),
+            "PendingDevicesChanged" => typed(data).map(EventData::PendingDevicesChanged),
+            _ => None,
+        };
+        SyncthingEvent {
+            id: raw.id,
+            global_id: raw.global_id,
+            time: raw.time,
+            data: parsed.unwrap_or(EventData::Other { kind }),
+        }
+    }
+}
+
+/// Parses a `/rest/events` answer (a JSON array). Malformed entries are skipped, never fatal.
+pub fn parse_events(body: &[u8]) -> Result<Vec<SyncthingEvent>, serde_json::Error> {
+    let values: Vec<Value> = serde_json::from_slice(body)?;
+    Ok(values
+        .into_iter()
+        .filter_map(|v| serde_json::from_value::<RawEvent>(v).ok())
+        .map(SyncthingEvent::from)
+        .collect())
+}
+
+/// What one poll produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventBatch {
+    pub events: Vec<SyncthingEvent>,
+    /// Syncthing restarted since the previous batch: events it produced before this stream
+    /// reconnected cannot be read, so a consumer that needs completeness should rescan.
+    pub restarted: bool,
+}
+
+/// A long-poll reader of `/rest/events`. Each `next_batch` is one poll; on error nothing moves,
+/// so calling again resumes exactly where it stood.
+#[derive(Debug)]
+pub struct EventStream {
+    link: SyncthingLink,
+    types: String,
+    since: u64,
+    poll_timeout: Duration,
+    /// The Syncthing process the position belongs to.
+    instance: Option<Instance>,
+    local_device: Option<String>,
+    restarts: u64,
+}
+
+impl EventStream {
+    /// A stream of `types` (Syncthing event type names), from the oldest event Syncthing still buffers.
+    pub fn new(link: SyncthingLink, types: &[&str]) -> Self {
+        EventStream {
+            link,
+            types: types.join(","),
+            since: 0,
+            poll_timeout: Duration::from_secs(60),
+            instance: None,
+            local_device: None,
+            restarts: 0,
+        }
+    }
+
+    /// The stream botsync uses: `BOTSYNC_EVENT_TYPES`.
+    pub fn botsync(link: SyncthingLink) -> Self {
+        Self::new(link, BOTSYNC_EVENT_TYPES)
+    }
+
+    /// Seconds Syncthing holds a poll open when nothing happens (Syncthing's `timeout`).
+    pub fn with_poll_timeout(mut self, timeout: Duration) -> Self {
+        self.poll_timeout = timeout.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Resumes after event `since` (a position saved from `position()`), on the Syncthing
+    /// process that started at `instance`; a different process means starting over.
+    pub fn resume_from(mut self, since: u64, instance: Option<String>) -> Self {
+        self.since = since;
+        self.instance = instance.map(|start_time| Instance { start_time, uptime: 0 });
+        self
+    }
+
+    /// Skips what Syncthing has buffered: the stream will yield only events from now on.
+    pub async fn skip_to_now(&mut self) -> Result<(), EventsError> {
+        let status = self.link.system_status().await?;
+        // timeout=0 answers at once (measured on 1.19), even when nothing is buffered.
+        let path = format!("/rest/events?since=0&limit=1&timeout=0&events={}", self.types);
+        let latest: Vec<RawEvent> = self.link.get_json(&path, Duration::from_secs(15)).await?;
+        self.since = latest.last().map_or(0, |e| e.id);
+        self.instance = Some(Instance::of(&status));
+        self.local_device = Some(status.my_id);
+        Ok(())
+    }
+
+    /// The last event ID delivered, and the process it belongs to.
+    pub fn position(&self) -> (u64, Option<&str>) {
+        (self.since, self.instance.as_ref().map(|i| i.start_time.as_str()))
+    }
+
+    /// The local device ID, known after the first successful poll.
+    pub fn local_device(&self) -> Option<&str> {
+        self.local_device.as_deref()
+    }
+
+    /// How many Syncthing restarts this stream has seen.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    pub fn link(&self) -> &SyncthingLink {
+        &self.link
+    }
+
+    /// One long poll. Returns an empty batch when Syncthing had nothing to say within the poll
+    /// timeout, and an empty batch with `restarted` when the engine turned out to be a new process.
+    pub async fn next_batch(&mut self) -> Result<EventBatch, EventsError> {
+        if self.instance.is_none() {
+            let status = self.link.system_status().await?;
+            self.instance = Some(Instance::of(&status));
+            self.local_device = Some(status.my_id);
+        }
+        let path = format!(
+            "/rest/events?since={}&timeout={}&events={}",
+            self.since,
+            self.poll_timeout.as_secs(),
+            self.types
+        );
+        let raw: Vec<Value> = self.link.get_json(&path, self.poll_timeout + Duration::from_secs(15)).await?;
+        // Only a batch bracketed by the same process on both sides is trusted; see the module docs.
+        let status = self.link.system_status().await?;
+        if !self.instance.as_ref().is_some_and(|i| i.same_process(&status)) {
+            self.instance = Some(Instance::of(&status));
+            self.local_device = Some(status.my_id);
+            self.since = 0;
+            self.restarts += 1;
+            return Ok(EventBatch { events: Vec::new(), restarted: true });
+        }
+        self.instance = Some(Instance::of(&status));
+        let since = self.since;
+        let events: Vec<SyncthingEvent> = raw
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<RawEvent>(v).ok())
+            .filter(|e| e.id > since)
+            .map(SyncthingEvent::from)
+            .collect();
+        if let Some(last) = events.last() {
+            self.since = last.id;
+        }
+        Ok(EventBatch { events, restarted: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_types_and_odd_data_are_tolerated() {
+        let body = br#"[
+            {"id":1,"globalID":1,"type":"Starting","time":"t","data":{"home":"/x"}},
+            {"id":2,"globalID":2,"type":"ItemFinished","time":"t","data":{"item":"a","folder":"f","error":null,"type":"file","action":"update"}},
+            {"id":3,"globalID":3,"type":"ItemFinished","time":"t","data":"not an object"},
+            {"nonsense":true}
+        ]"#;
+        let events = parse_events(body).unwrap();
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[0].data, EventData::Other { kind: "Starting".into() });
+        assert!(matches!(&events[1].data, EventData::ItemFinished(i) if i.item == "a" && i.error.is_none()));
+        assert_eq!(events[2].data, EventData::Other { kind: "ItemFinished".into() });
+    }
+
+    #[test]
+    fn change_detected_accepts_the_old_folder_id_field() {
+        let body = br#"[{"id":1,"type":"RemoteChangeDetected","time":"t","data":{"folderID":"f","path":"p","modifiedBy":"ABCDEFG","action":"deleted","type":"file"}}]"#;
+        let events = parse_events(body).unwrap();
+        assert!(matches!(&events[0].data, EventData::RemoteChangeDetected(c) if c.folder_id() == "f" && c.modified_by == "ABCDEFG"));
+        // 1.19 sends both fields.
+        let body = br#"[{"id":1,"type":"LocalChangeDetected","time":"t","data":{"folder":"f","folderID":"f","path":"p","action":"modified","type":"file"}}]"#;
+        assert!(matches!(&parse_events(body).unwrap()[0].data, EventData::LocalChangeDetected(c) if c.folder_id() == "f"));
+    }
+
+    #[test]
+    fn api_key_is_hidden_from_debug() {
+        let link = SyncthingLink::new("http://127.0.0.1:1/", ApiKey::from_string("sekrit-key".into()));
+        assert!(!format!("{link:?}").contains("sekrit-key"));
+        assert_eq!(link.base_url(), "http://127.0.0.1:1");
+    }
+}
