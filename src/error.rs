@@ -3,6 +3,7 @@
 //! and an exit status.
 
 use crate::daemon::notify::NotifyError;
+use crate::daemon::DaemonError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
 use crate::engine::EngineError;
@@ -41,6 +42,8 @@ pub enum ErrorCode {
     PortInUse,
     /// Syncthing failed to start, stop or answer.
     EngineFailed,
+    /// botsync's background process is missing or failed to start or stop.
+    DaemonFailed,
 }
 
 impl ErrorCode {
@@ -69,6 +72,7 @@ impl ErrorCode {
             ErrorCode::DownloadRejected => "BOTSYNC_DOWNLOAD_REJECTED",
             ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
             ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
+            ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
         }
     }
 }
@@ -103,6 +107,8 @@ pub enum Error {
     #[error(transparent)]
     Notify(#[from] NotifyError),
     #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error(transparent)]
     Pairing(#[from] PairingError),
     #[error(transparent)]
     Relay(#[from] RelayError),
@@ -120,6 +126,9 @@ impl Error {
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Daemon(DaemonError::Engine(engine)) => engine_code(engine),
+            Error::Daemon(DaemonError::State(StateFileError::Corrupted { .. })) => ErrorCode::StateCorrupted,
+            Error::Daemon(_) => ErrorCode::DaemonFailed,
             Error::Notify(e) => match e {
                 NotifyError::NotInitialized(_) => ErrorCode::NotInitialized,
                 NotifyError::EngineNotConfigured(_) => ErrorCode::StateCorrupted,

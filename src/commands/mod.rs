@@ -5,6 +5,7 @@
 pub mod relay;
 pub mod doctor;
 pub mod init;
+pub mod invite;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -4,7 +4,9 @@ use serde::Serialize;
 
 use super::{Report, RootOptions};
 use crate::engine::{BinaryLocator, Engine, StartOutcome};
+use crate::daemon::process::DaemonStart;
 use crate::error::Result;
+use crate::root::SyncRoot;
 
 #[napi_derive::napi(object)]
 #[derive(Debug, Clone, Serialize)]
@@ -14,6 +16,8 @@ pub struct StartReport {
     pub state: String,
     /// False if Syncthing was running already.
     pub started: bool,
+    /// The background process's PID.
+    pub daemon_pid: u32,
     pub device_id: String,
     pub syncthing_version: String,
 }
@@ -22,14 +26,22 @@ pub async fn run(options: &RootOptions) -> Result<StartReport> {
     let root = options.locate()?;
     let mut engine = Engine::load(&root)?;
     let outcome = engine.start(&BinaryLocator::from_env()).await?;
-    // The background process is started here, right after the engine answers.
+    let daemon = start_daemon(&root).await?;
     Ok(StartReport {
         root: root.path().display().to_string(),
         state: crate::engine::RunState::Running.as_str().into(),
         started: matches!(outcome, StartOutcome::Started { .. }),
+        daemon_pid: daemon.pid(),
         device_id: engine.device_id().to_string(),
         syncthing_version: engine.state().syncthing.version.to_string(),
     })
+}
+
+/// Starts the background process once the engine answers. Notification settings from the
+/// environment are recorded first: the daemon is detached and may not see this environment.
+pub async fn start_daemon(root: &SyncRoot) -> Result<DaemonStart> {
+    crate::daemon::notify::NotifySettings::from_env(root)?;
+    Ok(crate::daemon::process::ensure_running(root).await?)
 }
 
 impl Report for StartReport {

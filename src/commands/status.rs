@@ -36,6 +36,23 @@ pub struct StatusReport {
     pub folders: Vec<FolderStatus>,
     pub peers: Vec<PeerStatus>,
     pub notifications: NotificationStatus,
+    /// botsync's background process (pairing completion, notifications, fast scans).
+    pub daemon: DaemonStatus,
+}
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+}
+
+impl DaemonStatus {
+    pub fn of(root: &crate::root::SyncRoot) -> DaemonStatus {
+        let pid = crate::daemon::process::running_pid(root);
+        DaemonStatus { running: pid.is_some(), pid }
+    }
 }
 
 #[napi_derive::napi(object)]
@@ -92,6 +109,7 @@ pub async fn run(options: &RootOptions) -> Result<StatusReport> {
             folders: Vec::new(),
             peers: Vec::new(),
             notifications: NotificationStatus::default(),
+            daemon: DaemonStatus::default(),
         });
     }
     let Some(engine) = Engine::open(&root)? else {
@@ -108,7 +126,8 @@ pub async fn run(options: &RootOptions) -> Result<StatusReport> {
         device_id: Some(engine.device_id().to_string()),
         folders: offline_folders(&engine),
         peers: offline_peers(&engine),
-        notifications: NotificationStatus::default(),
+        notifications: crate::daemon::notify::notification_status(&root).unwrap_or_default(),
+        daemon: DaemonStatus::of(&root),
     };
     if run_state == RunState::Running {
         fill_live(&engine, &mut report).await;
@@ -218,6 +237,10 @@ impl Report for StatusReport {
                 format!("offline, last seen {}", peer.last_seen.as_deref().unwrap_or("never"))
             };
             out.push_str(&format!("peer    {} {} {}\n", peer.name, short_id(&peer.device_id), link));
+        }
+        match self.daemon.pid {
+            Some(pid) => out.push_str(&format!("daemon  running (pid {pid})\n")),
+            None => out.push_str("daemon  not running: run `botsync start`\n"),
         }
         let n = &self.notifications;
         if n.enabled {

@@ -20,17 +20,20 @@ pub struct StopReport {
 pub async fn run(options: &RootOptions) -> Result<StopReport> {
     let root = options.locate()?;
     let engine = Engine::load(&root)?;
-    let outcome = engine.stop().await?;
-    Ok(StopReport { root: root.path().display().to_string(), stopped: !outcome.stopped.is_empty(), pids: outcome.stopped })
+    // The daemon first: it would otherwise report Syncthing's shutdown as a failure.
+    let daemon = crate::daemon::process::stop(&root).await?;
+    let mut pids = engine.stop().await?.stopped;
+    pids.extend(daemon);
+    Ok(StopReport { root: root.path().display().to_string(), stopped: !pids.is_empty(), pids })
 }
 
 impl Report for StopReport {
     fn human(&self) -> String {
         let root = crate::root::tilde(std::path::Path::new(&self.root));
         if self.stopped {
-            format!("Stopped Syncthing for {root}")
+            format!("Stopped botsync for {root}")
         } else {
-            format!("Syncthing was not running for {root}")
+            format!("botsync was not running for {root}")
         }
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+use super::notify::{BotsyncEvent, Peer};
 
 use super::invites::{self, InviteKind, InviteRecord, InviteStatus};
 use crate::clock;
@@ -37,7 +39,7 @@ pub fn my_info(engine: &Engine, except: Option<&DeviceId>) -> PeerInfo {
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>, paired: mpsc::Sender<BotsyncEvent>) {
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         let records = invites::load_all(engine.root());
@@ -53,22 +55,22 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
             match &record.kind {
                 InviteKind::Relay { .. } => {
                     if in_flight.lock().expect("not poisoned").insert(record.id.clone()) {
-                        let (engine, in_flight) = (engine.clone(), in_flight.clone());
+                        let (engine, in_flight, paired) = (engine.clone(), in_flight.clone(), paired.clone());
                         tokio::spawn(async move {
                             let id = record.id.clone();
-                            complete_relay_invite(&engine, record).await;
+                            complete_relay_invite(&engine, record, &paired).await;
                             in_flight.lock().expect("not poisoned").remove(&id);
                         });
                     }
                 }
                 InviteKind::Original { .. } | InviteKind::Offline { .. } if now > record.expires_at_ms => {
-                    finish(&engine, record, Err(PairingError::CodeExpired));
+                    finish(&engine, record, Err(PairingError::CodeExpired), &paired).await;
                 }
                 InviteKind::Original { .. } | InviteKind::Offline { .. } => tag_checks.push(record),
             }
         }
         if !tag_checks.is_empty() {
-            accept_tagged_devices(&engine, tag_checks).await;
+            accept_tagged_devices(&engine, tag_checks, &paired).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(SCAN_EVERY) => {}
@@ -77,7 +79,7 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn complete_relay_invite(engine: &Engine, record: InviteRecord) {
+async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &mpsc::Sender<BotsyncEvent>) {
     let InviteKind::Relay { relay, code } = &record.kind else { return };
     let outcome = async {
         let relay = RelayClient::new(relay)?;
@@ -90,10 +92,10 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord) {
         .await
     }
     .await;
-    finish(engine, record, outcome.map(|guest| (guest.device_id, guest.name)));
+    finish(engine, record, outcome.map(|guest| (guest.device_id, guest.name)), paired).await;
 }
 
-async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>) {
+async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>, paired: &mpsc::Sender<BotsyncEvent>) {
     let Ok(pending) = engine.rest().pending_devices().await else { return };
     for record in records {
         let verified = pending.iter().find_map(|(id, device)| {
@@ -111,7 +113,7 @@ async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>) {
         });
         if let Some((id, name)) = verified {
             let added = engine.add_peer(&id, &name, &[]).await.map_err(|e| PairingError::AcceptFailed(e.to_string()));
-            finish(engine, record, added.map(|()| (id, name)));
+            finish(engine, record, added.map(|()| (id, name)), paired).await;
         }
     }
 }
@@ -124,11 +126,19 @@ fn untagged(name: &str) -> String {
     }
 }
 
-fn finish(engine: &Engine, mut record: InviteRecord, outcome: Result<(DeviceId, String), PairingError>) {
+async fn finish(
+    engine: &Engine,
+    mut record: InviteRecord,
+    outcome: Result<(DeviceId, String), PairingError>,
+    paired: &mpsc::Sender<BotsyncEvent>,
+) {
     record.status = match outcome {
         Ok((device_id, name)) => {
             eprintln!("paired with {name} ({})", device_id.short());
-            InviteStatus::Paired { device_id: device_id.to_string(), name, at_ms: clock::now_ms() }
+            let at_ms = clock::now_ms();
+            let peer = Peer { device_id: device_id.to_string(), name: name.clone() };
+            let _ = paired.send(BotsyncEvent::Paired { peer, at: clock::rfc3339(at_ms) }).await;
+            InviteStatus::Paired { device_id: device_id.to_string(), name, at_ms }
         }
         Err(error) => {
             let code = crate::Error::from(error.clone()).code().as_str().to_string();

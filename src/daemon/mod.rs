@@ -10,7 +10,7 @@ pub mod process;
 use std::io;
 use std::path::PathBuf;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Engine, EngineError};
 use crate::root::SyncRoot;
@@ -48,6 +48,23 @@ pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>) -> Result<(), 
     };
     let engine = Engine::load(&root)?;
     eprintln!("botsync-daemon {} serving {} (pid {})", crate::VERSION, root.display(), std::process::id());
-    invite_completion::run(engine, shutdown).await;
+    let (paired, paired_events) = mpsc::channel(16);
+    let notifications = tokio::spawn(notify::serve(
+        root.clone(),
+        paired_events,
+        notify::NotifierOptions::default(),
+        changed(shutdown.clone()),
+    ));
+    invite_completion::run(engine, shutdown, paired).await;
+    match notifications.await {
+        Ok(Err(e)) => eprintln!("notifications stopped: {e}"),
+        Err(e) => eprintln!("notifications task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
     Ok(())
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+async fn changed(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -1,0 +1,237 @@
+//! `botsync invite` (and the pairing half of `init`): registers a one-time code and hands its
+//! completion to the background process, so the command can return at once or wait.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Report, RootOptions};
+use crate::clock;
+use crate::daemon::invites::{self, InviteKind, InviteRecord, InviteStatus};
+use crate::engine::{BinaryLocator, Engine};
+use crate::error::{Error, Result};
+use crate::pairing::original::{self, OriginalPayload};
+use crate::pairing::{host, OfflineCode, PairingError, RelayClient};
+use crate::root::SyncRoot;
+
+pub const RELAY_ENV: &str = "BOTSYNC_RELAY";
+pub const DEFAULT_RELAY: &str = "https://relay.botsync.io";
+/// Offline and original-protocol codes have no relay-side expiry; botsync gives them the same
+/// ten minutes as relay codes.
+const LOCAL_CODE_LIFETIME: Duration = Duration::from_secs(600);
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteOptions {
+    /// The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`.
+    pub root: Option<String>,
+    /// Pairing relay URL. Defaults to `$BOTSYNC_RELAY`, then the public botsync relay.
+    pub relay: Option<String>,
+    /// Make an offline code (device ID, addresses and a secret) instead of using a relay.
+    pub offline: Option<bool>,
+    /// Resolve only once the other machine has paired (or the code expired). The background
+    /// process completes the pairing either way.
+    pub wait: Option<bool>,
+}
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteReport {
+    /// What the other machine passes to `botsync join`.
+    pub code: String,
+    /// When the code stops working (RFC 3339, UTC).
+    pub expires_at: String,
+    /// This machine's Syncthing device ID.
+    pub device_id: String,
+    /// `relay` (authenticated exchange), `original` (a relay speaking only the original protocol)
+    /// or `offline` (no relay).
+    pub kind: String,
+    pub relay: Option<String>,
+    /// The exact command to run on the other machine.
+    pub join_command: String,
+    /// Why the code is not the usual kind, when it is not.
+    pub note: Option<String>,
+    /// The machine that paired, when the call waited for it.
+    pub paired: Option<PairedPeer>,
+}
+
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedPeer {
+    pub device_id: String,
+    pub name: String,
+}
+
+pub fn relay_url(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_string)
+        .or_else(|| std::env::var(RELAY_ENV).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| DEFAULT_RELAY.to_string())
+}
+
+pub async fn run(options: &InviteOptions) -> Result<InviteReport> {
+    let root = RootOptions { root: options.root.clone() }.locate()?;
+    let mut engine = Engine::load(&root)?;
+    engine.start(&BinaryLocator::from_env()).await?;
+    super::start::start_daemon(&root).await?;
+    issue(&engine, options).await
+}
+
+/// Registers a code for this (running) engine and records it for the background process.
+pub async fn issue(engine: &Engine, options: &InviteOptions) -> Result<InviteReport> {
+    let root = engine.root();
+    let relay = relay_url(options.relay.as_deref());
+    let (record, note) = if options.offline.unwrap_or(false) {
+        (offline_record(engine), None)
+    } else {
+        match relay_record(engine, &relay).await {
+            Ok(record) => (record, None),
+            Err(PairingError::RelayUnreachable { reason, .. }) => {
+                let note = format!("the relay at {relay} is unreachable ({reason}), so this is an offline code");
+                (offline_record(engine), Some(note))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    invites::save(root, &record)?;
+    let mut report = InviteReport {
+        code: record.code().to_string(),
+        expires_at: clock::rfc3339(record.expires_at_ms),
+        device_id: engine.device_id().to_string(),
+        kind: match record.kind {
+            InviteKind::Relay { .. } => "relay",
+            InviteKind::Original { .. } => "original",
+            InviteKind::Offline { .. } => "offline",
+        }
+        .into(),
+        relay: match &record.kind {
+            InviteKind::Relay { relay, .. } | InviteKind::Original { relay, .. } => Some(relay.clone()),
+            InviteKind::Offline { .. } => None,
+        },
+        join_command: join_command(record.code(), &record.kind),
+        note,
+        paired: None,
+    };
+    if options.wait.unwrap_or(false) {
+        report.paired = Some(wait_for_pairing(root, &record.id, |_| {}).await?);
+    }
+    Ok(report)
+}
+
+async fn relay_record(engine: &Engine, relay_url: &str) -> Result<InviteRecord, PairingError> {
+    let relay = RelayClient::new(relay_url)?;
+    match host::open_invite(&relay).await {
+        Ok(invite) => Ok(InviteRecord {
+            id: invite.code.mailbox().to_string(),
+            kind: InviteKind::Relay { relay: relay_url.to_string(), code: invite.code.to_string() },
+            expires_at_ms: invite.expires_at,
+            status: InviteStatus::Pending,
+        }),
+        Err(PairingError::OriginalOnlyRelay { .. }) => {
+            let payload = OriginalPayload { device_id: engine.device_id(), network_id: None, network_secret: None };
+            let code = original::create(&relay, &payload).await?;
+            Ok(InviteRecord {
+                id: format!("original-{}", code.as_str().split('-').take(2).collect::<Vec<_>>().join("-")),
+                kind: InviteKind::Original { relay: relay_url.to_string(), code: code.to_string() },
+                expires_at_ms: clock::now_ms() + LOCAL_CODE_LIFETIME.as_millis() as u64,
+                status: InviteStatus::Pending,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn offline_record(engine: &Engine) -> InviteRecord {
+    let addresses: Vec<SocketAddr> =
+        engine.direct_addresses().iter().filter_map(|a| a.strip_prefix("tcp://")?.parse().ok()).collect();
+    let code = OfflineCode::new(engine.device_id(), addresses).to_string();
+    InviteRecord {
+        id: format!("offline-{}", &code[code.len() - 10..]),
+        kind: InviteKind::Offline { code },
+        expires_at_ms: clock::now_ms() + LOCAL_CODE_LIFETIME.as_millis() as u64,
+        status: InviteStatus::Pending,
+    }
+}
+
+fn join_command(code: &str, kind: &InviteKind) -> String {
+    match kind {
+        InviteKind::Relay { relay, .. } | InviteKind::Original { relay, .. } if relay != DEFAULT_RELAY => {
+            format!("npx botsync join {code} --relay {relay}")
+        }
+        _ => format!("npx botsync join {code}"),
+    }
+}
+
+/// Waits until the background process records the outcome of invite `id`; `tick` is called on
+/// every poll (the CLI draws its spinner there).
+pub async fn wait_for_pairing(root: &SyncRoot, id: &str, mut tick: impl FnMut(u64)) -> Result<PairedPeer> {
+    loop {
+        let record = invites::load(root, id)?.ok_or_else(|| Error::Internal(format!("invite {id} disappeared")))?;
+        match record.status {
+            InviteStatus::Paired { device_id, name, .. } => return Ok(PairedPeer { device_id, name }),
+            InviteStatus::Failed { error, .. } => return Err(Error::Internal(error)),
+            InviteStatus::Pending if clock::now_ms() > record.expires_at_ms + 5_000 => {
+                return Err(PairingError::Timeout("a machine to join before the code expired").into());
+            }
+            InviteStatus::Pending => {}
+        }
+        tick(record.expires_at_ms.saturating_sub(clock::now_ms()));
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+impl Report for InviteReport {
+    fn human(&self) -> String {
+        let mut lines = vec![
+            "On the other machine, run:".to_string(),
+            String::new(),
+            format!("  {}", self.join_command),
+            String::new(),
+            format!("One use, valid until {}.", self.expires_at),
+        ];
+        if let Some(note) = &self.note {
+            lines.push(format!("Note: {note}"));
+        }
+        let mut out = boxed(&lines);
+        if let Some(peer) = &self.paired {
+            out.push_str(&format!("\nPaired with {} ({}).", peer.name, &peer.device_id[..7.min(peer.device_id.len())]));
+        }
+        out
+    }
+}
+
+/// Draws `lines` in a box, so the code stands out in a busy terminal.
+pub fn boxed(lines: &[String]) -> String {
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut out = format!("┌{}┐\n", "─".repeat(width + 2));
+    for line in lines {
+        out.push_str(&format!("│ {line}{} │\n", " ".repeat(width - line.chars().count())));
+    }
+    out.push_str(&format!("└{}┘", "─".repeat(width + 2)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_fits_the_longest_line() {
+        let text = boxed(&["ab".into(), "abcd".into()]);
+        let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{text}");
+    }
+
+    #[test]
+    fn join_command_names_a_non_default_relay() {
+        let kind = InviteKind::Relay { relay: "http://127.0.0.1:8787".into(), code: "c".into() };
+        assert_eq!(join_command("c", &kind), "npx botsync join c --relay http://127.0.0.1:8787");
+        let kind = InviteKind::Relay { relay: DEFAULT_RELAY.into(), code: "c".into() };
+        assert_eq!(join_command("c", &kind), "npx botsync join c");
+    }
+}
