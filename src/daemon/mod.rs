@@ -1,1 +1,4 @@
 //! The background process: pairing completion, notifications and fast scans.
+
+pub mod scanner;
+pub mod watcher;
