@@ -57,6 +57,11 @@ pub struct WatcherConfig {
     /// A path that keeps changing is scanned anyway once its first unscanned event is this old
     /// (not applied to files still open for writing).
     pub max_coalesce: Duration,
+    /// Once more than `burst_threshold` paths are pending in a folder, it is in a burst (a
+    /// checkout, an unpack, a generator): batches then wait until the folder has been quiet for
+    /// `burst_quiet` (still capped by `max_coalesce`), and the burst ends with that quiet.
+    pub burst_threshold: usize,
+    pub burst_quiet: Duration,
     /// A file written but not closed (no close-write yet) is considered idle after this long
     /// without events, and then scanned once its size and mtime are stable.
     pub write_idle: Duration,
@@ -79,6 +84,8 @@ impl Default for WatcherConfig {
         WatcherConfig {
             debounce: Duration::from_millis(5),
             max_coalesce: Duration::from_millis(250),
+            burst_threshold: 16,
+            burst_quiet: Duration::from_millis(100),
             write_idle: Duration::from_secs(1),
             stable_interval: Duration::from_millis(10),
             suppress_lookback: Duration::from_millis(200),
@@ -291,6 +298,23 @@ struct FolderState {
     id: String,
     pending: BTreeMap<String, Pending>,
     in_flight: bool,
+    /// The folder's latest counted event: a burst is batched until the folder goes quiet.
+    last_event: Option<Instant>,
+    bursting: bool,
+}
+
+/// When the folder counts as quiet: `debounce` after its last event, or `burst_quiet` in a
+/// burst (more files are probably coming).
+fn quiet_at(folder: &FolderState, cfg: &WatcherConfig) -> Option<Instant> {
+    let gap = if folder.bursting { cfg.burst_quiet.max(cfg.debounce) } else { cfg.debounce };
+    folder.last_event.map(|t| t + gap)
+}
+
+/// When `entry` may be looked at: its own due time, but not while its folder is in the middle of
+/// a burst, unless it has waited `max_coalesce` already.
+fn ready_at(folder_quiet_at: Option<Instant>, entry: &Pending, cfg: &WatcherConfig) -> Instant {
+    let quiet_at = folder_quiet_at.unwrap_or(entry.due);
+    entry.due.max(quiet_at.min(entry.first_event + cfg.max_coalesce))
 }
 
 /// One scan to run: folder index, folder ID and folder-relative paths (empty = whole folder).
@@ -317,7 +341,7 @@ impl Batcher {
     pub fn new(folder_ids: &[String], cfg: WatcherConfig, close_events: bool) -> Self {
         let folders = folder_ids
             .iter()
-            .map(|id| FolderState { id: id.clone(), pending: BTreeMap::new(), in_flight: false })
+            .map(|id| FolderState { id: id.clone(), pending: BTreeMap::new(), in_flight: false, last_event: None, bursting: false })
             .collect();
         let folder_index = folder_ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
         Batcher { cfg, close_events, folders, folder_index, marks: HashMap::new(), next_prune: None }
@@ -337,7 +361,9 @@ impl Batcher {
             return;
         }
         let due = now + self.cfg.debounce;
-        let entry = self.folders[folder].pending.entry(path.to_string()).or_insert_with(|| Pending::new(now, due));
+        let state = &mut self.folders[folder];
+        state.last_event = Some(now);
+        let entry = state.pending.entry(path.to_string()).or_insert_with(|| Pending::new(now, due));
         entry.last_event = now;
         entry.stamp = None;
         if change.may_be_open() {
@@ -356,6 +382,9 @@ impl Batcher {
         }
         // A path that keeps changing is still scanned now and then, unless a writer holds it.
         entry.due = if entry.awaiting_close { due } else { due.min(entry.first_event + self.cfg.max_coalesce) };
+        if state.pending.len() > self.cfg.burst_threshold {
+            state.bursting = true;
+        }
     }
 
     /// A rename with both ends known (inotify pairs MOVED_FROM/MOVED_TO by cookie). Either end
@@ -381,12 +410,17 @@ impl Batcher {
                 continue;
             }
             let due = now + self.cfg.debounce;
-            let entry = self.folders[folder].pending.entry(path.to_string()).or_insert_with(|| Pending::new(now, due));
+            let state = &mut self.folders[folder];
+            state.last_event = Some(now);
+            let entry = state.pending.entry(path.to_string()).or_insert_with(|| Pending::new(now, due));
             entry.last_event = now;
             entry.due = due.min(entry.first_event + self.cfg.max_coalesce);
             entry.awaiting_close = false;
             entry.stamp = None;
             entry.local = true;
+            if state.pending.len() > self.cfg.burst_threshold {
+                state.bursting = true;
+            }
         }
     }
 
@@ -441,7 +475,7 @@ impl Batcher {
         self.folders
             .iter()
             .filter(|f| !f.in_flight)
-            .flat_map(|f| f.pending.values().map(|e| e.due))
+            .flat_map(|f| f.pending.values().map(|e| ready_at(quiet_at(f, &self.cfg), e, &self.cfg)))
             .min()
     }
 
@@ -458,6 +492,12 @@ impl Batcher {
             }
             let mut ready = Vec::new();
             let mut failed_attempts = 0;
+            // The folder's burst is over, or one entry has waited long enough: either way every
+            // entry whose own debounce is over goes into this batch.
+            let folder_quiet_at = quiet_at(folder, &cfg);
+            if !folder.pending.values().any(|e| ready_at(folder_quiet_at, e, &cfg) <= now) {
+                continue;
+            }
             for (path, entry) in folder.pending.iter_mut() {
                 if entry.due > now {
                     continue;
@@ -483,6 +523,9 @@ impl Batcher {
             }
             if subs.iter().any(|s| s.is_empty()) {
                 subs.clear();
+            }
+            if folder_quiet_at.is_some_and(|t| t <= now) {
+                folder.bursting = false;
             }
             folder.in_flight = true;
             batches.push(Batch { folder: index, folder_id: folder.id.clone(), subs, failed_attempts });
@@ -761,6 +804,8 @@ mod tests {
         WatcherConfig {
             debounce: 5 * MS,
             max_coalesce: 250 * MS,
+            burst_threshold: 16,
+            burst_quiet: 100 * MS,
             write_idle: 1000 * MS,
             stable_interval: 10 * MS,
             suppress_lookback: 200 * MS,
@@ -900,9 +945,60 @@ mod tests {
         assert!(take(&mut b, t + 50 * MS).is_empty(), "a second scan started while one was in flight");
         assert_eq!(b.next_deadline(), None);
         finish_all(&mut b, t + 60 * MS);
-        let batches = take(&mut b, t + 60 * MS);
+        // 500 pending paths: a burst, released once the folder was quiet for `burst_quiet`.
+        assert!(take(&mut b, t + 105 * MS).is_empty());
+        let batches = take(&mut b, t + 106 * MS);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].1.len(), 500);
+    }
+
+    #[test]
+    fn a_burst_is_batched_until_the_folder_goes_quiet() {
+        let mut b = batcher();
+        let t = Instant::now();
+        // A file every 2 ms for 100 ms: nothing is scanned mid-burst, not even in a 5 ms gap...
+        for i in 0..50u32 {
+            let now = t + i * 2 * MS;
+            b.on_change(0, &format!("f{i}"), Change::Closed, now);
+            assert!(take(&mut b, now).is_empty(), "scanned mid-burst at {i}");
+            if i == 30 {
+                // A pause longer than the debounce does not end a burst.
+                assert!(take(&mut b, now + 20 * MS).is_empty(), "scanned in a pause of the burst");
+            }
+        }
+        // ...then everything at once, when the folder has been quiet for `burst_quiet` (more
+        // than `burst_threshold` paths are pending: a plain debounce gap does not end a burst).
+        assert!(take(&mut b, t + 197 * MS).is_empty());
+        let batches = take(&mut b, t + 198 * MS);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].1.len(), 50);
+        // A quiet folder is not held back by another folder's burst.
+        b.on_change(1, "other", Change::Closed, t + 200 * MS);
+        b.on_change(0, "again", Change::Closed, t + 200 * MS);
+        finish_all(&mut b, t + 200 * MS);
+        for i in 0..10u32 {
+            b.on_change(0, &format!("g{i}"), Change::Closed, t + 201 * MS + i * MS);
+        }
+        assert_eq!(take(&mut b, t + 205 * MS), vec![("g".into(), subs(&["other"]))]);
+    }
+
+    #[test]
+    fn a_never_ending_burst_is_still_scanned_every_max_coalesce() {
+        let mut b = batcher();
+        let t = Instant::now();
+        let mut scans = Vec::new();
+        for i in 0..600u32 {
+            let now = t + i * MS;
+            b.on_change(0, &format!("f{i}"), Change::Closed, now);
+            for batch in b.take_ready(now, &|_, _| regular(1)) {
+                scans.push(now);
+                b.scan_done(&batch, true, now);
+            }
+        }
+        // The second batch starts with the entries still inside their debounce at the first.
+        assert_eq!(scans.len(), 2, "{scans:?}");
+        assert_eq!(scans[0], t + 250 * MS);
+        assert!(scans[1] >= t + 490 * MS && scans[1] <= t + 500 * MS);
     }
 
     #[test]
