@@ -388,11 +388,19 @@ impl Batcher {
     }
 
     /// A rename with both ends known (inotify pairs MOVED_FROM/MOVED_TO by cookie). Either end
-    /// may lie outside the watched folders.
-    pub fn on_rename(&mut self, from: Option<(usize, &str)>, to: Option<(usize, &str)>, from_name: &str, now: Instant) {
-        if is_syncthing_temp_name(from_name) {
-            // Syncthing landing a pulled file: an echo, whatever order its events come in.
-            if let Some((folder, path)) = to {
+    /// may lie outside the watched folders; `from_name` / `to_name` are the two file names.
+    pub fn on_rename(&mut self, from: Option<(usize, &str)>, to: Option<(usize, &str)>, from_name: &str, to_name: &str, now: Instant) {
+        // Only Syncthing renames from or to its temp names: landing a pulled file (temp -> name)
+        // or moving a file aside to reuse it for a remote rename (name -> temp). An echo either
+        // way, whatever order its events come in.
+        let echo_of = match (is_syncthing_temp_name(from_name), is_syncthing_temp_name(to_name)) {
+            (true, true) => return,
+            (true, false) => Some(to),
+            (false, true) => Some(from),
+            (false, false) => None,
+        };
+        if let Some(end) = echo_of {
+            if let Some((folder, path)) = end {
                 self.add_mark(folder, path, now.checked_sub(self.cfg.suppress_lookback).unwrap_or(now), now + self.cfg.suppress_tail);
             }
             return;
@@ -743,11 +751,13 @@ impl FastScanWatcher {
             let from_path = event.paths.first();
             let from = from_path.and_then(|p| self.relative(p));
             let to = event.paths.get(1).and_then(|p| self.relative(p));
-            let from_name = from_path.and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+            let name = |p: Option<&PathBuf>| p.and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("").to_string();
+            let (from_name, to_name) = (name(from_path), name(event.paths.get(1)));
             self.batcher.on_rename(
                 from.as_ref().map(|(f, p)| (*f, p.as_str())),
                 to.as_ref().map(|(f, p)| (*f, p.as_str())),
-                from_name,
+                &from_name,
+                &to_name,
                 now,
             );
             return;
@@ -1024,9 +1034,9 @@ mod tests {
         let t = Instant::now();
         b.on_change(0, "old", Change::RenamedFrom, t);
         b.on_change(0, "new", Change::RenamedTo, t);
-        b.on_rename(Some((0, "old")), Some((0, "new")), "old", t);
+        b.on_rename(Some((0, "old")), Some((0, "new")), "old", "new", t);
         // Moved out of a watched folder into another one.
-        b.on_rename(Some((0, "dir")), Some((1, "dir")), "dir", t);
+        b.on_rename(Some((0, "dir")), Some((1, "dir")), "dir", "dir", t);
         assert_eq!(take(&mut b, t + 5 * MS), vec![("f".into(), subs(&["dir", "new", "old"])), ("g".into(), subs(&["dir"]))]);
     }
 
@@ -1048,13 +1058,26 @@ mod tests {
         // inotify order: MOVED_FROM (temp, ignored), MOVED_TO, then the paired rename; then
         // Syncthing sets the mtime on the real name.
         b.on_change(0, "d/pulled.txt", Change::RenamedTo, t);
-        b.on_rename(Some((0, "d/.syncthing.pulled.txt.tmp")), Some((0, "d/pulled.txt")), ".syncthing.pulled.txt.tmp", t);
+        b.on_rename(Some((0, "d/.syncthing.pulled.txt.tmp")), Some((0, "d/pulled.txt")), ".syncthing.pulled.txt.tmp", "pulled.txt", t);
         b.on_change(0, "d/pulled.txt", Change::Metadata, t + MS);
         assert!(take(&mut b, t + 10 * MS).is_empty());
         // An agent writing the file right after is a real change.
         b.on_change(0, "d/pulled.txt", Change::Created, t + 20 * MS);
         b.on_change(0, "d/pulled.txt", Change::Closed, t + 20 * MS);
         assert_eq!(take(&mut b, t + 25 * MS), vec![("f".into(), subs(&["d/pulled.txt"]))]);
+    }
+
+    #[test]
+    fn a_file_moved_aside_to_a_temp_name_is_syncthings_rename() {
+        let mut b = batcher();
+        let t = Instant::now();
+        // Syncthing 1.19 handles a remote rename old -> new as rename(old, temp-of-new), then
+        // lands the temp file on new.
+        b.on_change(0, "old", Change::RenamedFrom, t);
+        b.on_rename(Some((0, "old")), Some((0, ".syncthing.new.tmp")), "old", ".syncthing.new.tmp", t);
+        b.on_change(0, "new", Change::RenamedTo, t + MS);
+        b.on_rename(Some((0, ".syncthing.new.tmp")), Some((0, "new")), ".syncthing.new.tmp", "new", t + MS);
+        assert!(take(&mut b, t + 10 * MS).is_empty());
     }
 
     #[test]
@@ -1112,7 +1135,7 @@ mod tests {
         mark(&mut b, "b", MarkKind::Started, t);
         b.on_change(0, "a", Change::RenamedFrom, t + MS);
         b.on_change(0, "b", Change::RenamedTo, t + MS);
-        b.on_rename(Some((0, "a")), Some((0, "b")), "a", t + MS);
+        b.on_rename(Some((0, "a")), Some((0, "b")), "a", "b", t + MS);
         assert!(take(&mut b, t + 10 * MS).is_empty());
     }
 
