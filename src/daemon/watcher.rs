@@ -70,6 +70,12 @@ pub struct WatcherConfig {
     pub stable_interval: Duration,
     /// An echo mark also covers fs events up to this long before Syncthing reported the item.
     pub suppress_lookback: Duration,
+    /// Extra wait for changes that could be echoes of a pull (delete, new directory, chmod,
+    /// a file moved in from outside) but lack a mark so far: Syncthing reports `ItemStarted`
+    /// just before it acts, and the event stream can lag the file system by a few ms. Content
+    /// writes and paired renames never wait for this. A mark later than this costs one
+    /// redundant scan (a no-op for Syncthing).
+    pub echo_hold: Duration,
     /// An echo mark lasts this long after Syncthing finished the item.
     pub suppress_tail: Duration,
     /// A started item whose finish never arrives stops suppressing after this long.
@@ -89,6 +95,7 @@ impl Default for WatcherConfig {
             write_idle: Duration::from_secs(1),
             stable_interval: Duration::from_millis(10),
             suppress_lookback: Duration::from_millis(200),
+            echo_hold: Duration::from_millis(30),
             suppress_tail: Duration::from_millis(300),
             busy_ttl: Duration::from_secs(600),
             retry_backoff: Duration::from_millis(500),
@@ -310,11 +317,21 @@ fn quiet_at(folder: &FolderState, cfg: &WatcherConfig) -> Option<Instant> {
     folder.last_event.map(|t| t + gap)
 }
 
+/// The entry's own due time. Changes that Syncthing's pulls could also have made (a delete, a
+/// new directory, a chmod) wait `echo_hold` longer, for a lagging echo mark to catch up.
+fn own_due(entry: &Pending, cfg: &WatcherConfig) -> Instant {
+    if entry.local {
+        entry.due
+    } else {
+        entry.due.max(entry.first_event + cfg.echo_hold)
+    }
+}
+
 /// When `entry` may be looked at: its own due time, but not while its folder is in the middle of
 /// a burst, unless it has waited `max_coalesce` already.
 fn ready_at(folder_quiet_at: Option<Instant>, entry: &Pending, cfg: &WatcherConfig) -> Instant {
-    let quiet_at = folder_quiet_at.unwrap_or(entry.due);
-    entry.due.max(quiet_at.min(entry.first_event + cfg.max_coalesce))
+    let due = own_due(entry, cfg);
+    due.max(folder_quiet_at.unwrap_or(due).min(entry.first_event + cfg.max_coalesce))
 }
 
 /// One scan to run: folder index, folder ID and folder-relative paths (empty = whole folder).
@@ -507,7 +524,7 @@ impl Batcher {
                 continue;
             }
             for (path, entry) in folder.pending.iter_mut() {
-                if entry.due > now {
+                if own_due(entry, &cfg) > now {
                     continue;
                 }
                 if readiness(entry, &cfg, close_events, now, &|| stat(index, path)) {
@@ -819,6 +836,8 @@ mod tests {
             write_idle: 1000 * MS,
             stable_interval: 10 * MS,
             suppress_lookback: 200 * MS,
+            // Most tests look at one mechanism at a time; `echo_hold` has its own test.
+            echo_hold: Duration::ZERO,
             suppress_tail: 300 * MS,
             busy_ttl: 600_000 * MS,
             retry_backoff: 500 * MS,
@@ -1100,6 +1119,23 @@ mod tests {
         mark(&mut b, "gone.txt", MarkKind::Started, t + 2 * MS);
         mark(&mut b, "newdir", MarkKind::Finished, t + 3 * MS);
         assert!(take(&mut b, t + 10 * MS).is_empty());
+    }
+
+    #[test]
+    fn possible_echoes_wait_for_a_late_mark_but_writes_do_not() {
+        let mut b = Batcher::new(&["f".to_string()], WatcherConfig { echo_hold: 30 * MS, ..cfg() }, true);
+        let t = Instant::now();
+        b.on_change(0, "pulled-delete", Change::Removed, t);
+        b.on_change(0, "agent-delete", Change::Removed, t);
+        b.on_change(0, "agent-write", Change::Created, t);
+        b.on_change(0, "agent-write", Change::Closed, t);
+        assert_eq!(take(&mut b, t + 5 * MS), vec![("f".into(), subs(&["agent-write"]))]);
+        finish_all(&mut b, t + 6 * MS);
+        // Syncthing's event stream lags by 20 ms: the mark still arrives in time.
+        mark(&mut b, "pulled-delete", MarkKind::Started, t + 20 * MS);
+        assert!(take(&mut b, t + 29 * MS).is_empty());
+        assert_eq!(b.next_deadline(), Some(t + 30 * MS));
+        assert_eq!(take(&mut b, t + 30 * MS), vec![("f".into(), subs(&["agent-delete"]))]);
     }
 
     #[test]
