@@ -59,12 +59,17 @@ async fn body() {
     let pair = Pair::start(work.path(), "wt", FsWatcher::Off, FsWatcher::DelayS(1)).await;
     let (a, b) = (&pair.dir_a, &pair.dir_b);
 
-    // Syncthing 1.19 honours repeated `sub` parameters.
+    // Syncthing 1.19 honours repeated `sub` parameters, and names survive URL encoding.
     let rest = RestScanner::new(pair.a.base_url(), pair.a.api_key.clone());
+    let odd = "odd name & ü #1?.txt";
     std::fs::write(a.join("x.txt"), b"x").unwrap();
     std::fs::write(a.join("y.txt"), b"y").unwrap();
-    rest.scan("wt", &["x.txt".to_string(), "y.txt".to_string()]).await.unwrap();
-    wait_for("x.txt and y.txt on B", Duration::from_secs(20), || has(&b.join("x.txt"), b"x") && has(&b.join("y.txt"), b"y")).await;
+    std::fs::write(a.join(odd), b"odd").unwrap();
+    rest.scan("wt", &["x.txt".to_string(), "y.txt".to_string(), odd.to_string()]).await.unwrap();
+    wait_for("x.txt, y.txt and the odd name on B", Duration::from_secs(20), || {
+        has(&b.join("x.txt"), b"x") && has(&b.join("y.txt"), b"y") && has(&b.join(odd), b"odd")
+    })
+    .await;
     pair.wait_idle(Duration::from_secs(30)).await;
 
     let scanner = Arc::new(RecordingRest { inner: rest.clone(), calls: Mutex::new(Vec::new()) });

@@ -3,21 +3,23 @@
 //! Syncthing's own watcher (at least 1 s). Syncthing's watcher stays on as the safety net, so
 //! anything this one misses (an inotify watch limit, an event lost in a race) still syncs, slower.
 //!
-//! Pipeline: `notify` events -> folder-relative [`Change`]s -> the [`Batcher`] (debounce, wait
-//! for writers to finish, coalesce, drop echoes of Syncthing's own writes) -> one [`Scanner`]
-//! call per folder at a time.
+//! Pipeline: `notify` events -> folder-relative `Change`s -> the `Batcher` (debounce, wait for
+//! writers to finish, coalesce, batch bursts, drop echoes of Syncthing's own writes) -> one
+//! [`Scanner`] call per folder at a time.
 //!
 //! Echo suppression (no feedback loop): when Syncthing pulls a remote change it writes into the
 //! folder too, and scanning those paths again is wasted work. Two signals identify such writes:
-//! - a rename *from* a Syncthing temp file (`.syncthing.NAME.tmp`) onto NAME is how Syncthing
-//!   lands every pulled file; it is recognised from the fs events alone, in any order;
+//! - a rename from or to a Syncthing temp name (`.syncthing.NAME.tmp`) is Syncthing's own:
+//!   temp -> NAME lands every pulled file, NAME -> temp moves a file aside for a remote rename.
+//!   It is recognised from the fs events alone, in any order;
 //! - for the rest (deletes, directories, symlinks, metadata, Syncthing's own renames) the daemon
 //!   forwards Syncthing's `ItemStarted` / `ItemFinished` events to a [`SuppressionHandle`]. A mark
 //!   covers `[started - lookback, finished + tail]`: fs events inside it are dropped on arrival,
 //!   and events that arrived *before* the mark (Syncthing's event stream lags the file system by
-//!   a millisecond or two) are purged from the pending set when the mark arrives, as long as they
-//!   have not been scanned yet (the debounce gives that slack).
-//! Marks never hide data writes (modify, close-write, a rename from a non-Syncthing file):
+//!   a few milliseconds) are purged from the pending set when the mark arrives. Changes that
+//!   could be such echoes wait `echo_hold` (30 ms) for that.
+//!
+//! Marks never hide content writes (modify, close-write, a rename from a non-Syncthing file):
 //! Syncthing never produces those on the real path, so an agent answering a remote change
 //! within milliseconds still gets its fast scan. A late mark costs at most one redundant scan,
 //! which Syncthing treats as a no-op (size and mtime match its database): never a sync loop.
@@ -787,22 +789,27 @@ impl FastScanWatcher {
         }
     }
 
-    /// The folder and `/`-separated folder-relative path of an absolute path. A name that is not
-    /// UTF-8 cannot be named in a scan request, so its nearest UTF-8 ancestor stands in for it.
     fn relative(&self, path: &Path) -> Option<(usize, String)> {
-        let (root, folder) = self.roots.iter().find(|(root, _)| path.starts_with(root))?;
-        let rest = path.strip_prefix(root).ok()?;
-        let mut rel = String::new();
-        for component in rest.components() {
-            let Component::Normal(name) = component else { continue };
-            let Some(name) = name.to_str() else { break };
-            if !rel.is_empty() {
-                rel.push('/');
-            }
-            rel.push_str(name);
-        }
-        Some((*folder, rel))
+        relative_to(&self.roots, path)
     }
+}
+
+/// The folder and `/`-separated folder-relative path of an absolute path; `roots` are sorted
+/// longest first so that a nested folder wins. A name that is not UTF-8 cannot be named in a
+/// scan request, so its nearest UTF-8 ancestor stands in for it.
+fn relative_to(roots: &[(PathBuf, usize)], path: &Path) -> Option<(usize, String)> {
+    let (root, folder) = roots.iter().find(|(root, _)| path.starts_with(root))?;
+    let rest = path.strip_prefix(root).ok()?;
+    let mut rel = String::new();
+    for component in rest.components() {
+        let Component::Normal(name) = component else { continue };
+        let Some(name) = name.to_str() else { break };
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(name);
+    }
+    Some((*folder, rel))
 }
 
 /// The daemon's entry point: watch `folders` and scan their changes through `scanner` until
@@ -1213,6 +1220,33 @@ mod tests {
         b.on_change(0, "x", Change::Closed, t);
         b.rescan_all(t);
         assert_eq!(take(&mut b, t + 5 * MS), vec![("f".into(), vec![]), ("g".into(), vec![])]);
+    }
+
+    #[test]
+    fn paths_map_to_the_innermost_folder() {
+        use std::os::unix::ffi::OsStrExt;
+        let roots = vec![(PathBuf::from("/r/outer/inner"), 1), (PathBuf::from("/r/outer"), 0)];
+        assert_eq!(relative_to(&roots, Path::new("/r/outer/a/b.txt")), Some((0, "a/b.txt".into())));
+        assert_eq!(relative_to(&roots, Path::new("/r/outer/inner/c")), Some((1, "c".into())));
+        assert_eq!(relative_to(&roots, Path::new("/r/outer")), Some((0, String::new())));
+        assert_eq!(relative_to(&roots, Path::new("/r/outer-not/x")), None);
+        let odd = Path::new("/r/outer/d").join(std::ffi::OsStr::from_bytes(b"\xff.bin"));
+        assert_eq!(relative_to(&roots, &odd), Some((0, "d".into())));
+    }
+
+    #[test]
+    fn notify_kinds_map_to_changes() {
+        use notify::event::{DataChange, MetadataKind, RemoveKind};
+        assert_eq!(classify(&EventKind::Create(CreateKind::Folder)), Some(Change::DirCreated));
+        assert_eq!(classify(&EventKind::Create(CreateKind::File)), Some(Change::Created));
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Data(DataChange::Any))), Some(Change::Written));
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any))), Some(Change::Metadata));
+        assert_eq!(classify(&EventKind::Access(AccessKind::Close(AccessMode::Write))), Some(Change::Closed));
+        assert_eq!(classify(&EventKind::Access(AccessKind::Close(AccessMode::Read))), None);
+        assert_eq!(classify(&EventKind::Access(AccessKind::Open(AccessMode::Any))), None);
+        assert_eq!(classify(&EventKind::Remove(RemoveKind::File)), Some(Change::Removed));
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::From))), Some(Change::RenamedFrom));
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::Any))), Some(Change::RenamedTo));
     }
 
     #[test]
