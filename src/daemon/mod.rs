@@ -6,6 +6,8 @@ pub mod invite_completion;
 pub mod invites;
 pub mod notify;
 pub mod process;
+pub mod scanner;
+pub mod watcher;
 
 use std::io;
 use std::path::PathBuf;
