@@ -70,6 +70,11 @@ export type BotsyncEvent =
   localCopy: string; at: string }
   | { type: 'paired'; peer: Peer; at: string }
 
+export interface DaemonStatus {
+  running: boolean
+  pid?: number
+}
+
 /** Runs the installation checks; resolves with `ok: false` (not a rejection) when a check fails. */
 export declare function doctor(options?: RootOptions | undefined | null): Promise<DoctorReport>
 
@@ -119,6 +124,12 @@ export interface InitOptions {
   root?: string
   /** `internet` (default), `lan` or `direct`. */
   network?: string
+  /** Pairing relay URL. Defaults to `$BOTSYNC_RELAY`, then the public botsync relay. */
+  relay?: string
+  /** Make an offline pairing code instead of using a relay. */
+  offline?: boolean
+  /** Resolve only once the other machine has paired (or the code expired). */
+  wait?: boolean
 }
 
 export interface InitReport {
@@ -136,6 +147,88 @@ export interface InitReport {
   syncthingPath: string
   /** The sync protocol port peers connect to. */
   listenPort: number
+  /** The background process's PID. */
+  daemonPid: number
+  /** The pairing code for the other machine, and how to use it. */
+  invite: InviteReport
+}
+
+/**
+ * Registers a new one-time pairing code for another machine (`init` makes the first). The
+ * background process completes the pairing while the code is valid; with `wait: true` this
+ * resolves only once the other machine has paired.
+ */
+export declare function invite(options?: InviteOptions | undefined | null): Promise<InviteReport>
+
+export interface InviteOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** Pairing relay URL. Defaults to `$BOTSYNC_RELAY`, then the public botsync relay. */
+  relay?: string
+  /** Make an offline code (device ID, addresses and a secret) instead of using a relay. */
+  offline?: boolean
+  /**
+   * Resolve only once the other machine has paired (or the code expired). The background
+   * process completes the pairing either way.
+   */
+  wait?: boolean
+}
+
+export interface InviteReport {
+  /** Names this invite's record in `<root>/.botsync/invites/`. */
+  id: string
+  /** What the other machine passes to `botsync join`. */
+  code: string
+  /** When the code stops working (RFC 3339, UTC). */
+  expiresAt: string
+  /** This machine's Syncthing device ID. */
+  deviceId: string
+  /**
+   * `relay` (authenticated exchange), `original` (a relay speaking only the original protocol)
+   * or `offline` (no relay).
+   */
+  kind: string
+  relay?: string
+  /** The exact command to run on the other machine. */
+  joinCommand: string
+  /** Why the code is not the usual kind, when it is not. */
+  note?: string
+  /** The machine that paired, when the call waited for it. */
+  paired?: PairedPeer
+}
+
+/** Pairs with the machine that printed `code`; resolves once Syncthing reports it connected. */
+export declare function join(options: JoinOptions): Promise<JoinReport>
+
+export interface JoinOptions {
+  /** The 5-word code (or an offline code) printed by `init` or `invite` on the other machine. */
+  code: string
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** Network profile for this machine if it is set up now: `internet` (default), `lan`, `direct`. */
+  network?: string
+  /** Pairing relay URL. Defaults to `$BOTSYNC_RELAY`, then the public botsync relay. */
+  relay?: string
+  /** Give up after this many seconds [default: 60]. */
+  timeoutSeconds?: number
+}
+
+export interface JoinReport {
+  root: string
+  /** This machine's device ID. */
+  deviceId: string
+  /** The machine that printed the code. */
+  peer: PairedPeer
+  /** `relay`, `original` or `offline`. */
+  kind: string
+  /** Where Syncthing reached the peer. */
+  address: string
+  /** Other members of the mesh added along with the peer. */
+  members: number
+  /** From the start of `join` to the end of the code exchange. */
+  pairedMs: number
+  /** From the start of `join` to Syncthing reporting the peer connected. */
+  connectedMs: number
 }
 
 export interface NotificationStatus {
@@ -146,6 +239,11 @@ export interface NotificationStatus {
   queued: number
   /** Notifications dropped because the queue was full. */
   dropped: number
+}
+
+export interface PairedPeer {
+  deviceId: string
+  name: string
 }
 
 /** A paired machine. */
@@ -215,6 +313,8 @@ export interface StartReport {
   state: string
   /** False if Syncthing was running already. */
   started: boolean
+  /** The background process's PID. */
+  daemonPid: number
   deviceId: string
   syncthingVersion: string
 }
@@ -242,6 +342,8 @@ export interface StatusReport {
   folders: Array<FolderStatus>
   peers: Array<PeerStatus>
   notifications: NotificationStatus
+  /** botsync's background process (pairing completion, notifications, fast scans). */
+  daemon: DaemonStatus
 }
 
 /** Stops the root's Syncthing processes; resolves once they are gone. */

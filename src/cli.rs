@@ -64,6 +64,9 @@ pub struct InitArgs {
     /// Return at once; the background process completes the pairing while the code is valid
     #[arg(long)]
     pub no_wait: bool,
+    /// Print an offline code (device ID, addresses, secret) instead of using a relay
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +93,9 @@ pub struct InviteArgs {
     /// Return at once; the background process completes the pairing while the code is valid
     #[arg(long)]
     pub no_wait: bool,
+    /// Print an offline code (device ID, addresses, secret) instead of using a relay
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,11 +190,38 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
     match cli.command {
         Command::Status => Ok(render(commands::status::run(&root).await?)),
         Command::Init(args) => {
-            let options = commands::init::InitOptions { root: root.root.clone(), network: args.network };
-            Ok(render(commands::init::run(&options).await?))
+            let options = commands::init::InitOptions {
+                root: root.root.clone(),
+                network: args.network,
+                relay: args.relay,
+                offline: Some(args.offline),
+                wait: None,
+            };
+            let report = commands::init::run(&options).await?;
+            let invite_id = report.invite.id.clone();
+            finish_invite(report, &root, &invite_id, waits_for_peer(json, args.no_wait)).await
         }
-        Command::Join(_) => Err(Error::NotAvailable("join")),
-        Command::Invite(_) => Err(Error::NotAvailable("invite")),
+        Command::Join(args) => {
+            let options = commands::join::JoinOptions {
+                code: args.code.join(" "),
+                root: root.root.clone(),
+                network: args.network,
+                relay: args.relay,
+                timeout_seconds: Some(args.timeout.try_into().unwrap_or(u32::MAX)),
+            };
+            Ok(render(commands::join::run(&options).await?))
+        }
+        Command::Invite(args) => {
+            let options = commands::invite::InviteOptions {
+                root: root.root.clone(),
+                relay: args.relay,
+                offline: Some(args.offline),
+                wait: None,
+            };
+            let report = commands::invite::run(&options).await?;
+            let invite_id = report.id.clone();
+            finish_invite(report, &root, &invite_id, waits_for_peer(json, args.no_wait)).await
+        }
         Command::Start => Ok(render(commands::start::run(&root).await?)),
         Command::Stop => Ok(render(commands::stop::run(&root).await?)),
         Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
@@ -196,6 +229,36 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Demo => Err(Error::NotAvailable("demo")),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
     }
+}
+
+/// People at a terminal watch the pairing finish; agents (no TTY, `--json`, `--no-wait`) get the
+/// code at once while the background process completes the pairing.
+fn waits_for_peer(json: bool, no_wait: bool) -> bool {
+    use std::io::IsTerminal;
+    !json && !no_wait && std::io::stdout().is_terminal()
+}
+
+/// Shows the code, then (when waiting) a spinner until the other machine has paired. Ctrl-C
+/// ends only the waiting: the background process still completes the pairing.
+async fn finish_invite<R: Report + Clone>(report: R, root: &RootOptions, invite_id: &str, wait: bool) -> Result<Rendered, Error> {
+    if !wait {
+        return Ok(render(report));
+    }
+    announce(&report, false);
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let root = root.locate()?;
+    let peer = commands::invite::wait_for_pairing(&root, invite_id, |left_ms| {
+        let left = left_ms / 1000;
+        spinner.set_message(format!(
+            "waiting for the other machine ({}:{:02} left; Ctrl-C leaves it to the background)",
+            left / 60,
+            left % 60
+        ));
+    })
+    .await;
+    spinner.finish_and_clear();
+    Ok(render(peer?))
 }
 
 /// Prints a report right away, for commands that keep running after they have something to say.

@@ -96,6 +96,8 @@ pub enum Error {
     Usage(String),
     #[error("{} is not a botsync root yet: run `botsync init` first", .0)]
     NotInitialized(String),
+    #[error("paired with {peer}, but Syncthing has not connected to it after {waited_s} s: check that botsync runs there (`botsync status`) and that this machine can reach it")]
+    NotConnected { peer: String, waited_s: u64 },
     #[error(transparent)]
     Root(#[from] RootError),
     #[error(transparent)]
@@ -122,6 +124,7 @@ impl Error {
             Error::Usage(_) => ErrorCode::Usage,
             Error::NotInitialized(_) => ErrorCode::NotInitialized,
             Error::Root(_) => ErrorCode::InvalidRoot,
+            Error::NotConnected { .. } => ErrorCode::PairingTimeout,
             Error::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
             Error::State(_) => ErrorCode::Io,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,

@@ -11,6 +11,8 @@ use napi_derive::napi;
 use crate::commands::watch::{SyncReport, WaitForSyncOptions};
 use crate::commands::doctor::DoctorReport;
 use crate::commands::init::{InitOptions, InitReport};
+use crate::commands::invite::{InviteOptions, InviteReport};
+use crate::commands::join::{JoinOptions, JoinReport};
 use crate::commands::start::StartReport;
 use crate::commands::stop::StopReport;
 use crate::commands::{self, status::StatusReport, RootOptions};
@@ -174,6 +176,20 @@ pub async fn relay(options: Option<commands::relay::RelayOptions>) -> Answer<Rel
 #[napi(ts_return_type = "Promise<InitReport>")]
 pub async fn init(options: Option<InitOptions>) -> Answer<InitReport> {
     commands::init::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Registers a new one-time pairing code for another machine (`init` makes the first). The
+/// background process completes the pairing while the code is valid; with `wait: true` this
+/// resolves only once the other machine has paired.
+#[napi(ts_return_type = "Promise<InviteReport>")]
+pub async fn invite(options: Option<InviteOptions>) -> Answer<InviteReport> {
+    commands::invite::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Pairs with the machine that printed `code`; resolves once Syncthing reports it connected.
+#[napi(ts_return_type = "Promise<JoinReport>")]
+pub async fn join(options: JoinOptions) -> Answer<JoinReport> {
+    commands::join::run(&options).await.into()
 }
 
 /// Starts the root's Syncthing unless it runs already.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::invite::{InviteOptions, InviteReport};
 use super::Report;
 use crate::engine::{BinaryLocator, Engine, InitRequest, NetworkProfile, StartOutcome};
 use crate::error::{Error, Result};
@@ -16,6 +17,12 @@ pub struct InitOptions {
     pub root: Option<String>,
     /// `internet` (default), `lan` or `direct`.
     pub network: Option<String>,
+    /// Pairing relay URL. Defaults to `$BOTSYNC_RELAY`, then the public botsync relay.
+    pub relay: Option<String>,
+    /// Make an offline pairing code instead of using a relay.
+    pub offline: Option<bool>,
+    /// Resolve only once the other machine has paired (or the code expired).
+    pub wait: Option<bool>,
 }
 
 #[napi_derive::napi(object)]
@@ -36,6 +43,17 @@ pub struct InitReport {
     pub syncthing_path: String,
     /// The sync protocol port peers connect to.
     pub listen_port: u32,
+    /// The background process's PID.
+    pub daemon_pid: u32,
+    /// The pairing code for the other machine, and how to use it.
+    pub invite: InviteReport,
+}
+
+/// The engine half of `init`, before a daemon or code exists.
+pub struct EngineReady {
+    pub engine: Engine,
+    pub created: bool,
+    pub started: bool,
 }
 
 /// Parses the profile before anything touches the disk, so a typo changes nothing.
@@ -43,43 +61,54 @@ pub fn parse_network(network: Option<&str>) -> Result<Option<NetworkProfile>> {
     network.map(|n| n.parse::<NetworkProfile>().map_err(|e| Error::Usage(e.to_string()))).transpose()
 }
 
-/// The engine half of `init`; the pairing layer builds on the returned engine.
-pub async fn init_engine(options: &InitOptions) -> Result<(Engine, InitReport)> {
+/// Creates (or reopens) the root and brings its engine up; `join` builds on this too.
+pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
     let network = parse_network(options.network.as_deref())?;
     let root = SyncRoot::locate(options.root.as_deref().map(std::path::Path::new))?;
     let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
-    let engine = outcome.engine;
+    let started = matches!(outcome.start, StartOutcome::Started { .. });
+    Ok(EngineReady { engine: outcome.engine, created: outcome.created, started })
+}
+
+pub async fn run(options: &InitOptions) -> Result<InitReport> {
+    let EngineReady { engine, created, started } = init_engine(options).await?;
+    let daemon = super::start::start_daemon(engine.root()).await?;
+    let invite_options = InviteOptions {
+        root: options.root.clone(),
+        relay: options.relay.clone(),
+        offline: options.offline,
+        wait: options.wait,
+    };
+    let invite = super::invite::issue(&engine, &invite_options).await?;
     let state = engine.state();
-    let report = InitReport {
-        root: root.path().display().to_string(),
-        created: outcome.created,
+    Ok(InitReport {
+        root: engine.root().path().display().to_string(),
+        created,
         state: crate::engine::RunState::Running.as_str().into(),
-        started: matches!(outcome.start, StartOutcome::Started { .. }),
+        started,
         device_id: state.device_id.to_string(),
         device_name: state.device_name.clone(),
         network: state.network.to_string(),
         syncthing_version: state.syncthing.version.to_string(),
         syncthing_path: state.syncthing.path.display().to_string(),
         listen_port: state.listen_port.into(),
-    };
-    Ok((engine, report))
-}
-
-pub async fn run(options: &InitOptions) -> Result<InitReport> {
-    Ok(init_engine(options).await?.1)
+        daemon_pid: daemon.pid(),
+        invite,
+    })
 }
 
 impl Report for InitReport {
     fn human(&self) -> String {
         let what = if self.created { "created" } else { "already set up; identity and pairings kept" };
         format!(
-            "botsync root {} {what}\ndevice  {} ({})\nengine  Syncthing {} running · network {} · port {}",
+            "botsync root {} {what}\ndevice  {} ({})\nengine  Syncthing {} running · network {} · port {}\n{}",
             crate::root::tilde(std::path::Path::new(&self.root)),
             self.device_id,
             self.device_name,
             self.syncthing_version,
             self.network,
-            self.listen_port
+            self.listen_port,
+            self.invite.human(),
         )
     }
 }

@@ -41,6 +41,8 @@ pub struct InviteOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteReport {
+    /// Names this invite's record in `<root>/.botsync/invites/`.
+    pub id: String,
     /// What the other machine passes to `botsync join`.
     pub code: String,
     /// When the code stops working (RFC 3339, UTC).
@@ -100,6 +102,7 @@ pub async fn issue(engine: &Engine, options: &InviteOptions) -> Result<InviteRep
     };
     invites::save(root, &record)?;
     let mut report = InviteReport {
+        id: record.id.clone(),
         code: record.code().to_string(),
         expires_at: clock::rfc3339(record.expires_at_ms),
         device_id: engine.device_id().to_string(),
@@ -182,6 +185,12 @@ pub async fn wait_for_pairing(root: &SyncRoot, id: &str, mut tick: impl FnMut(u6
         }
         tick(record.expires_at_ms.saturating_sub(clock::now_ms()));
         tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+impl Report for PairedPeer {
+    fn human(&self) -> String {
+        format!("Paired with {} ({}). Files in shared/, deliverables/ and inbox/ now sync.", self.name, &self.device_id[..7.min(self.device_id.len())])
     }
 }
 

@@ -6,6 +6,7 @@ pub mod relay;
 pub mod doctor;
 pub mod init;
 pub mod invite;
+pub mod join;
 pub mod start;
 pub mod status;
 pub mod stop;

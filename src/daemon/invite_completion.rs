@@ -86,13 +86,35 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
         let code: PairingCode = code.parse()?;
         let deadline = clock::from_unix_ms(record.expires_at_ms);
         host::complete_accepting(&relay, &code, deadline, |guest| async move {
-            engine.add_peer(&guest.device_id, &guest.name, &guest.addresses).await.map_err(|e| e.to_string())?;
+            // No addresses yet: the joiner dials us once it has our answer. Were we to dial first,
+            // it would refuse us as an unknown device and Syncthing would back off for seconds.
+            engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;
             Ok(my_info(engine, Some(&guest.device_id)))
         })
         .await
     }
     .await;
+    if let Ok(guest) = &outcome {
+        let (engine, guest) = (engine.clone(), guest.clone());
+        tokio::spawn(async move { remember_addresses_once_connected(&engine, &guest.device_id, &guest.addresses).await });
+    }
     finish(engine, record, outcome.map(|guest| (guest.device_id, guest.name)), paired).await;
+}
+
+/// Once the joiner is connected (or has had a minute to), records its addresses so that we can
+/// dial it too after either side restarts.
+async fn remember_addresses_once_connected(engine: &Engine, peer: &DeviceId, addresses: &[String]) {
+    let key = peer.to_string();
+    for _ in 0..600 {
+        let connected = engine.rest().connections().await.is_ok_and(|c| c.connections.get(&key).is_some_and(|c| c.connected));
+        if connected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Err(e) = engine.set_peer_addresses(peer, addresses).await {
+        eprintln!("cannot record the addresses of {}: {e}", peer.short());
+    }
 }
 
 async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>, paired: &mpsc::Sender<BotsyncEvent>) {

@@ -2,6 +2,7 @@
 //! start and stopped by stop. It completes pairings while codes are valid, sends notifications
 //! and asks Syncthing for immediate scans of what changed.
 
+pub mod fast_scan;
 pub mod invite_completion;
 pub mod invites;
 pub mod notify;
@@ -57,7 +58,7 @@ pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>) -> Result<(), 
         notify::NotifierOptions::default(),
         changed(shutdown.clone()),
     ));
-    invite_completion::run(engine, shutdown, paired).await;
+    tokio::join!(fast_scan::run(&engine, shutdown.clone()), invite_completion::run(engine.clone(), shutdown, paired));
     match notifications.await {
         Ok(Err(e)) => eprintln!("notifications stopped: {e}"),
         Err(e) => eprintln!("notifications task failed: {e}"),

@@ -460,22 +460,38 @@ impl Engine {
 
     /// Makes `id` a peer: a device at `addresses` (plus discovery where the profile has it) that
     /// shares all three folders with us. Peers are introducers both ways, so a device added on
-    /// any member reaches every member and the mesh survives the inviter going away.
+    /// any member reaches every member and the mesh survives the inviter going away. The device
+    /// is added paused and resumed once every folder is shared, so the first connection already
+    /// carries all three folders.
     pub async fn add_peer(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
         let rest = self.rest();
         let mut device = rest.device(id).await?.unwrap_or_else(|| rest::DeviceConfig::new(*id));
         device.name = name.to_string();
-        device.addresses = addresses.to_vec();
-        if self.state.network != NetworkProfile::Direct || device.addresses.is_empty() {
-            device.addresses.push("dynamic".into());
-        }
-        device.addresses.dedup();
+        device.addresses = self.peer_addresses(addresses);
         device.other.insert("introducer".into(), serde_json::Value::Bool(true));
+        device.other.insert("paused".into(), serde_json::Value::Bool(true));
         rest.put_device(&device).await?;
         for folder in SharedFolder::ALL {
             rest.share_folder(folder.folder_id(), id).await?;
         }
-        Ok(())
+        rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await
+    }
+
+    /// Records where a peer can be dialled (for example once it has connected to us).
+    pub async fn set_peer_addresses(&self, id: &DeviceId, addresses: &[String]) -> Result<(), EngineError> {
+        let addresses = self.peer_addresses(addresses);
+        self.rest().patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "addresses": addresses })).await
+    }
+
+    /// `addresses`, plus `dynamic` (discovery) where the profile has discovery or nothing else
+    /// is known.
+    fn peer_addresses(&self, addresses: &[String]) -> Vec<String> {
+        let mut all = addresses.to_vec();
+        if self.state.network != NetworkProfile::Direct || all.is_empty() {
+            all.push("dynamic".into());
+        }
+        all.dedup();
+        all
     }
 
     /// The configured peers as config.xml has them (works while stopped): (id, name, addresses).

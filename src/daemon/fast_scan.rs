@@ -1,0 +1,60 @@
+//! Fast scans, assembled: the watcher over the three folders asks Syncthing to scan exactly what
+//! changed, and the puller's own writes (Syncthing's ItemStarted/ItemFinished events) are marked
+//! so that what arrives from peers never triggers a scan of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::scanner::RestScanner;
+use super::watcher::{run_watcher, FolderWatch, SuppressionHandle, WatcherConfig};
+use crate::engine::events::{EventData, EventStream, SyncthingLink};
+use crate::engine::Engine;
+use crate::root::SharedFolder;
+
+const RETRY: Duration = Duration::from_millis(250);
+
+pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
+    let rest = engine.rest();
+    let key = engine.state().api_key.clone();
+    let marks = SuppressionHandle::new();
+    let folders = SharedFolder::ALL
+        .into_iter()
+        .map(|folder| FolderWatch::new(folder.folder_id(), engine.root().folder_dir(folder)))
+        .collect();
+    let scanner = Arc::new(RestScanner::new(rest.base_url(), key.expose()));
+    let link = SyncthingLink::new(rest.base_url(), key);
+    tokio::join!(
+        async {
+            if let Err(e) = run_watcher(folders, scanner, marks.clone(), WatcherConfig::default(), super::changed(shutdown.clone())).await {
+                eprintln!("fast scans are off ({e}); Syncthing's own watcher still syncs changes");
+            }
+        },
+        mark_pulled_items(link, marks.clone(), shutdown.clone()),
+    );
+}
+
+/// Feeds the puller's item events to the watcher's suppression marks until shutdown.
+async fn mark_pulled_items(link: SyncthingLink, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut stream = EventStream::new(link, &["ItemStarted", "ItemFinished"]);
+    loop {
+        let batch = tokio::select! {
+            batch = stream.next_batch() => batch,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match batch {
+            Ok(batch) => {
+                for event in batch.events {
+                    match event.data {
+                        EventData::ItemStarted(item) => marks.item_started(&item.folder, &item.item),
+                        EventData::ItemFinished(item) => marks.item_finished(&item.folder, &item.item),
+                        _ => {}
+                    }
+                }
+            }
+            // Syncthing restarting or briefly busy: the watcher's temp-name rules still cover pulls.
+            Err(_) => tokio::time::sleep(RETRY).await,
+        }
+    }
+}
