@@ -15,6 +15,7 @@ use crate::clock;
 use crate::device_id::DeviceId;
 use crate::engine::Engine;
 use crate::pairing::original::{self, OriginalCode};
+use crate::pairing::pake::HostSeed;
 use crate::pairing::{host, MemberInfo, OfflineCode, PairingCode, PairingError, PeerInfo, RelayClient};
 
 const SCAN_EVERY: Duration = Duration::from_millis(200);
@@ -85,7 +86,9 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
         let relay = RelayClient::new(relay)?;
         let code: PairingCode = code.parse()?;
         let deadline = clock::from_unix_ms(record.expires_at_ms);
-        host::complete_accepting(&relay, &code, deadline, |guest| async move {
+        // Derived from a secret only this root has, so a daemon restarted mid-pairing resumes it.
+        let seed = HostSeed::derive(engine.state().api_key.expose().as_bytes(), &code);
+        host::complete_resumable(&relay, &code, Some(&seed), deadline, |guest| async move {
             // No addresses yet: the joiner dials us once it has our answer. Were we to dial first,
             // it would refuse us as an unknown device and Syncthing would back off for seconds.
             engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;

@@ -285,9 +285,15 @@ impl Engine {
     /// Idempotent. This is where `botsync start` and `init` bring the engine up; the background
     /// process is started next to the call in `commands::start`.
     pub async fn start(&mut self, locator: &BinaryLocator) -> Result<StartOutcome, EngineError> {
+        // Two starts at once (`botsync start` twice, `invite` next to `start`) would each see
+        // "stopped" and spawn a Syncthing on the same home; the second waits here instead.
+        let _lock = StartLock::acquire(&self.root.state_dir()).await?;
         let home = self.home();
         match self.probe().await {
-            RunState::Running => return Ok(StartOutcome::AlreadyRunning),
+            RunState::Running if self.live_monitor().is_some() => return Ok(StartOutcome::AlreadyRunning),
+            // A worker whose monitor was killed answers, but nothing would restart it after a
+            // crash: it is replaced below by a monitored one.
+            RunState::Running => {}
             RunState::Restarting => {
                 if let Some(monitor) = self.live_monitor() {
                     self.wait_ready(monitor).await?;
@@ -497,6 +503,39 @@ impl Engine {
     /// The configured peers as config.xml has them (works while stopped): (id, name, addresses).
     pub fn configured_peers(&self) -> Result<Vec<(String, String, Vec<String>)>, EngineError> {
         Ok(ConfigXml::load(&self.home().join("config.xml"))?.peers(&self.state.device_id.to_string()))
+    }
+}
+
+/// Serializes `Engine::start` per root with an exclusive lock on `.botsync/engine.lock`, held
+/// until dropped (or until the process dies, however it dies).
+struct StartLock {
+    _file: fs::File,
+}
+
+impl StartLock {
+    async fn acquire(state_dir: &Path) -> Result<StartLock, EngineError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = state_dir.join("engine.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
+        let started = Instant::now();
+        // SAFETY: flock on a descriptor we own; released when the file closes.
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(EngineError::io(
+                    format!("waiting for another start of this root ({} is held)", path.display()),
+                    io::Error::from(io::ErrorKind::TimedOut),
+                ));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+        Ok(StartLock { _file: file })
     }
 }
 

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::mailbox::{Mailbox, Slot, MAILBOX_TTL};
-use super::pake::{GuestPake, HostPake, SessionKeys, MISMATCH_MARKER};
+use super::pake::{GuestPake, HostPake, HostSeed, SessionKeys, MISMATCH_MARKER};
 use super::original::{self, OriginalCode, OriginalPayload};
 use super::{MailboxId, PairingCode, PairingError, PeerInfo, RelayClient};
 
@@ -121,11 +121,37 @@ pub mod host {
         F: FnOnce(PeerInfo) -> Fut,
         Fut: std::future::Future<Output = Result<PeerInfo, String>>,
     {
+        complete_resumable(mailbox, code, None, deadline, accept).await
+    }
+
+    /// `complete_accepting` that a host restarted mid-pairing can pick up again: with the same
+    /// `seed` it publishes the same SPAKE2 message, so a `host-pake` slot it wrote before the
+    /// restart is recognized as its own and a guest that already answered it is not stranded.
+    pub async fn complete_resumable<F, Fut>(
+        mailbox: &impl Mailbox,
+        code: &PairingCode,
+        seed: Option<&HostSeed>,
+        deadline: SystemTime,
+        accept: F,
+    ) -> Result<PeerInfo, PairingError>
+    where
+        F: FnOnce(PeerInfo) -> Fut,
+        Fut: std::future::Future<Output = Result<PeerInfo, String>>,
+    {
         let id = code.mailbox();
-        let (pake, message) = HostPake::start(code);
-        // 409 here means another host process already started on this code: its secret scalar is
-        // not ours, so we cannot finish in its place.
-        mailbox.put(id, Slot::HostPake, &message).await?;
+        let (pake, message) = match seed {
+            Some(seed) => HostPake::start_seeded(code, seed),
+            None => HostPake::start(code),
+        };
+        match mailbox.put(id, Slot::HostPake, &message).await {
+            Ok(()) => {}
+            // Our own message from before a restart: carry on where that run stopped.
+            Err(PairingError::CodeAlreadyUsed)
+                if seed.is_some() && mailbox.get(id, Slot::HostPake, Duration::ZERO).await?.as_deref() == Some(&message[..]) => {}
+            // Otherwise another host process started on this code: its secret scalar is not
+            // ours, so we cannot finish in its place.
+            Err(e) => return Err(e),
+        }
 
         let Some(guest_message) = wait_for(mailbox, id, Slot::GuestPake, deadline, true).await? else {
             // Close the mailbox so a late joiner is told the code expired instead of hanging.
