@@ -65,6 +65,8 @@ pub fn parse_network(network: Option<&str>) -> Result<Option<NetworkProfile>> {
 pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
     let network = parse_network(options.network.as_deref())?;
     let root = SyncRoot::locate(options.root.as_deref().map(std::path::Path::new))?;
+    // The background process starts after the engine: refuse its settings before anything exists.
+    crate::daemon::notify::NotifySettings::check_env(&root)?;
     let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
     let started = matches!(outcome.start, StartOutcome::Started { .. });
     Ok(EngineReady { engine: outcome.engine, created: outcome.created, started })

@@ -79,6 +79,7 @@ pub fn relay_url(explicit: Option<&str>) -> String {
 pub async fn run(options: &InviteOptions) -> Result<InviteReport> {
     let root = RootOptions { root: options.root.clone() }.locate()?;
     let mut engine = Engine::load(&root)?;
+    crate::daemon::notify::NotifySettings::check_env(&root)?;
     engine.start(&BinaryLocator::from_env()).await?;
     super::start::start_daemon(&root).await?;
     issue(&engine, options).await

@@ -12,9 +12,9 @@ use super::Report;
 use crate::daemon::invite_completion::my_info;
 use crate::daemon::invites;
 use crate::device_id::DeviceId;
-use crate::engine::Engine;
+use crate::engine::{BinaryLocator, Engine};
 use crate::error::{Error, Result};
-use crate::pairing::exchange::guest::{self, Joined};
+use crate::pairing::exchange::guest::{self, Claimed};
 use crate::pairing::name_tag::tagged_name;
 use crate::pairing::original::{self, OriginalCode};
 use crate::pairing::{JoinCode, Mailbox, PairingCode, PairingError, RelayClient, Slot};
@@ -81,40 +81,61 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     if let JoinCode::Words(words) = &code {
         preflight(&relay, words).await?;
     }
+    ready_to_set_up(&root).await?;
 
+    // The code is claimed before this machine is set up: of several machines racing for one
+    // code, the losers learn "already used" without starting anything or touching their disk.
+    let out_of_time = || PairingError::Timeout("the inviting machine (is its botsync running?)");
+    let claimed = match &code {
+        JoinCode::Words(words) => {
+            let until = std::time::SystemTime::now() + deadline.saturating_duration_since(Instant::now());
+            let claim = guest::claim_via_relay(&relay, words, until);
+            Some(tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), claim).await.map_err(|_| out_of_time())??)
+        }
+        JoinCode::Offline(_) => None,
+    };
     let init = InitOptions { root: options.root.clone(), network: network.map(|n| n.to_string()), ..Default::default() };
-    let engine = init_engine(&init).await?.engine;
-    super::start::start_daemon(&root).await?;
+    let set_up = async {
+        let engine = init_engine(&init).await?.engine;
+        super::start::start_daemon(&root).await?;
+        Ok::<_, Error>(engine)
+    }
+    .await;
+    let engine = match set_up {
+        Ok(engine) => engine,
+        Err(error) => {
+            if let Some(Claimed::V2(claim)) = claimed {
+                claim.abandon(&relay, &error.to_string()).await;
+            }
+            return Err(error);
+        }
+    };
     let me = my_info(&engine, None);
     let my_id = engine.device_id();
 
-    let (peer, kind, members, tagged) = match code {
-        JoinCode::Words(words) => {
-            let exchange = guest::join_via_relay(&relay, &words, &me);
-            let joined = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exchange)
+    let (peer, kind, members, tagged) = match (code, claimed) {
+        (JoinCode::Words(_), Some(Claimed::V2(claim))) => {
+            let exchange = claim.finish(&relay, &me);
+            let host = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exchange)
                 .await
-                .map_err(|_| PairingError::Timeout("the inviting machine (is its botsync running?)"))??;
-            match joined {
-                Joined::V2(host) => {
-                    if host.device_id == my_id {
-                        return Err(own_code());
-                    }
-                    engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
-                    for member in host.members.iter().filter(|m| m.device_id != my_id) {
-                        engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
-                    }
-                    let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
-                    (peer, "relay", host.members.len() as u32, false)
-                }
-                Joined::Original(payload) => {
-                    let tag = original::device_name_tag(&OriginalCode::from(&words), &my_id);
-                    announce_name(&engine, &tagged_name(engine.device_name(), &tag)).await?;
-                    engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
-                    (PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true)
-                }
+                .map_err(|_| PairingError::Timeout("the inviting machine to answer"))??;
+            if host.device_id == my_id {
+                return Err(own_code());
             }
+            engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
+            for member in host.members.iter().filter(|m| m.device_id != my_id) {
+                engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+            }
+            let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
+            (peer, "relay", host.members.len() as u32, false)
         }
-        JoinCode::Offline(offline) => {
+        (JoinCode::Words(words), Some(Claimed::Original(payload))) => {
+            let tag = original::device_name_tag(&OriginalCode::from(&words), &my_id);
+            announce_name(&engine, &tagged_name(engine.device_name(), &tag)).await?;
+            engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
+            (PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true)
+        }
+        (JoinCode::Offline(offline), _) => {
             if offline.device_id == my_id {
                 return Err(own_code());
             }
@@ -122,6 +143,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
             engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
             (PairedPeer { device_id: offline.device_id.to_string(), name: UNNAMED_HOST.into() }, "offline", 0, true)
         }
+        (JoinCode::Words(_), None) => unreachable!("word codes are claimed above"),
     };
     let paired_ms = started.elapsed().as_millis() as u32;
     let peer_id: DeviceId = peer.device_id.parse().map_err(|e| Error::Internal(format!("{e}")))?;
@@ -159,6 +181,18 @@ async fn preflight(relay: &RelayClient, code: &PairingCode) -> Result<(), Pairin
         Ok(None) | Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Fails, without changing anything, where setting this machine up would fail after the code is
+/// used up: a corrupted root, a root that cannot be created, no usable Syncthing, notification
+/// settings the background process would refuse.
+async fn ready_to_set_up(root: &SyncRoot) -> Result<()> {
+    if Engine::open(root)?.is_none() {
+        crate::engine::check_root_usable(root)?;
+        BinaryLocator::from_env().locate().await?;
+    }
+    crate::daemon::notify::NotifySettings::check_env(root)?;
+    Ok(())
 }
 
 /// Sets the name this device announces to peers it connects to.

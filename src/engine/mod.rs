@@ -552,7 +552,7 @@ pub fn home_dir(root: &SyncRoot) -> PathBuf {
 
 /// Whether the root exists; fails if it (or the directory it would be created in) is not a
 /// writable directory. Changes nothing on disk.
-fn check_root_usable(root: &SyncRoot) -> Result<bool, EngineError> {
+pub fn check_root_usable(root: &SyncRoot) -> Result<bool, EngineError> {
     let path = root.path();
     match fs::metadata(path) {
         Ok(meta) if !meta.is_dir() => Err(EngineError::RootNotDirectory(path.to_owned())),

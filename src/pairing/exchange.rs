@@ -210,6 +210,20 @@ pub mod guest {
         me: &PeerInfo,
         deadline: SystemTime,
     ) -> Result<PeerInfo, PairingError> {
+        claim(mailbox, code, deadline).await?.finish(mailbox, me).await
+    }
+
+    /// A code this guest holds: the relay took its SPAKE2 message (write-once), so no other
+    /// machine can use the code any more, and both sides agree on keys if the codes matched.
+    /// Claiming first lets a joiner learn "already used" before it sets anything up.
+    pub struct Claim {
+        mailbox: MailboxId,
+        keys: SessionKeys,
+        deadline: SystemTime,
+    }
+
+    /// Steps 3 and 5: waits (until `deadline`) for the host's message and answers it.
+    pub async fn claim(mailbox: &impl Mailbox, code: &PairingCode, deadline: SystemTime) -> Result<Claim, PairingError> {
         let id = code.mailbox();
         let host_message = wait_for(mailbox, id, Slot::HostPake, deadline, false)
             .await?
@@ -217,22 +231,36 @@ pub mod guest {
         let (pake, message) = GuestPake::start(code);
         // Write-once: if another joiner got here first this is 409, "code already used".
         mailbox.put(id, Slot::GuestPake, &message).await?;
-        let keys = match pake.finish(&host_message) {
-            Ok(keys) => keys,
+        match pake.finish(&host_message) {
+            Ok(keys) => Ok(Claim { mailbox: id, keys, deadline }),
             Err(e) => {
                 // Unblock the host: it fails to decrypt this and reports the mismatch too.
                 let _ = mailbox.put(id, Slot::GuestData, MISMATCH_MARKER).await;
-                return Err(e);
+                Err(e)
             }
-        };
-        mailbox.put(id, Slot::GuestData, &keys.seal_for_host(&to_json(me))).await?;
-        let reply = wait_for(mailbox, id, Slot::HostData, deadline, true)
-            .await?
-            .ok_or(PairingError::Timeout("the inviting machine to answer"))?;
-        if reply == MISMATCH_MARKER {
-            return Err(PairingError::CodeMismatch);
         }
-        read_peer_info(&keys.open_from_host(&reply)?)
+    }
+
+    impl Claim {
+        /// Step 7: sends `me` and returns the host's info.
+        pub async fn finish(self, mailbox: &impl Mailbox, me: &PeerInfo) -> Result<PeerInfo, PairingError> {
+            let id = self.mailbox;
+            mailbox.put(id, Slot::GuestData, &self.keys.seal_for_host(&to_json(me))).await?;
+            let reply = wait_for(mailbox, id, Slot::HostData, self.deadline, true)
+                .await?
+                .ok_or(PairingError::Timeout("the inviting machine to answer"))?;
+            if reply == MISMATCH_MARKER {
+                return Err(PairingError::CodeMismatch);
+            }
+            read_peer_info(&self.keys.open_from_host(&reply)?)
+        }
+
+        /// Tells the host (authenticated, like real data) that this machine cannot go on, so it
+        /// ends the invite at once with `reason` instead of waiting until the code expires.
+        pub async fn abandon(self, mailbox: &impl Mailbox, reason: &str) {
+            let failure = serde_json::json!({ "error": format!("the joining machine gave up: {reason}") });
+            let _ = mailbox.put(self.mailbox, Slot::GuestData, &self.keys.seal_for_host(failure.to_string().as_bytes())).await;
+        }
     }
 
     /// How a relay join ended: a v2 exchange, or the original protocol's bare host device ID
@@ -246,11 +274,26 @@ pub mod guest {
     /// `join` over a relay, falling back to the original protocol when the relay has no such
     /// mailbox (an original code) or no v2 API at all.
     pub async fn join_via_relay(relay: &RelayClient, code: &PairingCode, me: &PeerInfo) -> Result<Joined, PairingError> {
-        match join(relay, code, me).await {
+        match claim_via_relay(relay, code, SystemTime::now() + MAILBOX_TTL).await? {
+            Claimed::V2(claim) => claim.finish(relay, me).await.map(Joined::V2),
+            Claimed::Original(payload) => Ok(Joined::Original(payload)),
+        }
+    }
+
+    /// A code claimed over a relay: a v2 exchange to finish, or an original-protocol code, which
+    /// the lookup itself used up (and which carries all there is to learn).
+    pub enum Claimed {
+        V2(Claim),
+        Original(OriginalPayload),
+    }
+
+    /// `claim` over a relay, with `join_via_relay`'s fallback to the original protocol.
+    pub async fn claim_via_relay(relay: &RelayClient, code: &PairingCode, deadline: SystemTime) -> Result<Claimed, PairingError> {
+        match claim(relay, code, deadline).await {
             Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => {
-                original::lookup(relay, &OriginalCode::from(code)).await.map(Joined::Original)
+                original::lookup(relay, &OriginalCode::from(code)).await.map(Claimed::Original)
             }
-            other => other.map(Joined::V2),
+            other => other.map(Claimed::V2),
         }
     }
 }

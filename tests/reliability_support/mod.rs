@@ -68,7 +68,8 @@ impl CliRun {
         let json = stdout
             .lines()
             .chain(stderr.lines())
-            .filter(|l| l.trim_start().starts_with('{'))
+            // The harness's "test cli_entry ... " may precede it on the same line.
+            .filter_map(|l| l.find('{').map(|at| &l[at..]))
             .find_map(|l| serde_json::from_str(l).ok())
             .unwrap_or(Value::Null);
         CliRun { status: output.status.code().unwrap_or(-1), json, stdout, stderr }

@@ -102,6 +102,25 @@ impl NotifySettings {
         }
     }
 
+    /// What `resolve` would refuse, found without writing anything: a hooks URL that is not
+    /// http(s) next to a token, or a damaged settings file. Commands call this before they
+    /// start anything, so a bad setting changes nothing.
+    pub fn check(root: &SyncRoot, lookup: impl Fn(&str) -> Option<String>) -> Result<(), NotifyError> {
+        match lookup(TOKEN_ENV) {
+            Some(token) if token.trim().is_empty() => Ok(()),
+            Some(token) => {
+                let url = lookup(URL_ENV).filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_HOOKS_URL.to_string());
+                NotifySettings::new(url.trim(), HooksToken::new(token.trim())).map(drop)
+            }
+            None => Self::load(root).map(drop).map_err(Into::into),
+        }
+    }
+
+    /// `check` with the process environment.
+    pub fn check_env(root: &SyncRoot) -> Result<(), NotifyError> {
+        Self::check(root, |name| std::env::var(name).ok())
+    }
+
     /// `resolve` with the process environment.
     pub fn from_env(root: &SyncRoot) -> Result<Option<Self>, NotifyError> {
         Self::resolve(root, |name| std::env::var(name).ok())
