@@ -189,7 +189,7 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         EngineError::ChecksumMissing { .. } | EngineError::ChecksumMismatch { .. } | EngineError::Unpack { .. } => {
             ErrorCode::DownloadRejected
         }
-        EngineError::ApiPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
+        EngineError::ApiPortTaken { .. } | EngineError::ListenPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
         EngineError::FromEnvVar(_)
         | EngineError::Generate(_)
         | EngineError::ConfigXml { .. }

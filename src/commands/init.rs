@@ -65,14 +65,21 @@ pub fn parse_network(network: Option<&str>) -> Result<Option<NetworkProfile>> {
 pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
     let network = parse_network(options.network.as_deref())?;
     let root = SyncRoot::locate(options.root.as_deref().map(std::path::Path::new))?;
-    // The background process starts after the engine: refuse its settings before anything exists.
+    // The background process starts after the engine: refuse what would stop it before anything
+    // exists (after the root itself, whose problems explain everything else).
+    crate::engine::check_root_usable(&root)?;
     crate::daemon::notify::NotifySettings::check_env(&root)?;
+    crate::daemon::process::binary()?;
     let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
     let started = matches!(outcome.start, StartOutcome::Started { .. });
     Ok(EngineReady { engine: outcome.engine, created: outcome.created, started })
 }
 
 pub async fn run(options: &InitOptions) -> Result<InitReport> {
+    if !options.offline.unwrap_or(false) {
+        // A malformed relay URL would only be noticed after the root is set up and running.
+        crate::pairing::RelayClient::new(&super::invite::relay_url(options.relay.as_deref()))?;
+    }
     let EngineReady { engine, created, started } = init_engine(options).await?;
     let daemon = super::start::start_daemon(engine.root()).await?;
     let invite_options = InviteOptions {

@@ -80,6 +80,10 @@ pub async fn run(options: &InviteOptions) -> Result<InviteReport> {
     let root = RootOptions { root: options.root.clone() }.locate()?;
     let mut engine = Engine::load(&root)?;
     crate::daemon::notify::NotifySettings::check_env(&root)?;
+    crate::daemon::process::binary()?;
+    if !options.offline.unwrap_or(false) {
+        RelayClient::new(&relay_url(options.relay.as_deref()))?;
+    }
     engine.start(&BinaryLocator::from_env()).await?;
     super::start::start_daemon(&root).await?;
     issue(&engine, options).await

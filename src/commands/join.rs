@@ -184,14 +184,15 @@ async fn preflight(relay: &RelayClient, code: &PairingCode) -> Result<(), Pairin
 }
 
 /// Fails, without changing anything, where setting this machine up would fail after the code is
-/// used up: a corrupted root, a root that cannot be created, no usable Syncthing, notification
-/// settings the background process would refuse.
+/// used up: a corrupted root, a root that cannot be created, no usable Syncthing, no background
+/// process binary, notification settings the background process would refuse.
 async fn ready_to_set_up(root: &SyncRoot) -> Result<()> {
     if Engine::open(root)?.is_none() {
         crate::engine::check_root_usable(root)?;
         BinaryLocator::from_env().locate().await?;
     }
     crate::daemon::notify::NotifySettings::check_env(root)?;
+    crate::daemon::process::binary()?;
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub async fn run(options: &RootOptions) -> Result<StartReport> {
     let root = options.locate()?;
     let mut engine = Engine::load(&root)?;
     crate::daemon::notify::NotifySettings::check_env(&root)?;
+    crate::daemon::process::binary()?;
     let outcome = engine.start(&BinaryLocator::from_env()).await?;
     let daemon = start_daemon(&root).await?;
     Ok(StartReport {

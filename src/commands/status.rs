@@ -97,7 +97,11 @@ pub struct NotificationStatus {
 pub async fn run(options: &RootOptions) -> Result<StatusReport> {
     let root = options.locate()?;
     let root_display = root.path().display().to_string();
-    if !root.config_file().exists() {
+    // `exists()` is false also when the file cannot be looked at (permissions): that would report
+    // a root someone cannot read as never set up.
+    let config = root.config_file();
+    let initialized = config.try_exists().map_err(|source| crate::state_file::StateFileError::Read { path: config, source })?;
+    if !initialized {
         return Ok(StatusReport {
             initialized: false,
             running: false,

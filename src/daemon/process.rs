@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,10 +41,26 @@ pub fn log_file(root: &SyncRoot) -> PathBuf {
     root.state_dir().join("daemon.log")
 }
 
-/// The running daemon's PID, verified against /proc.
+/// The running daemon's PID, verified against /proc. The PID file is the fast path; when it is
+/// missing, damaged or stale, /proc is searched, so a daemon is never reported gone (and a
+/// second one never started) just because its PID file was lost.
 pub fn running_pid(root: &SyncRoot) -> Option<u32> {
-    let record: PidRecord = state_file::read_json(&pid_file(root)).ok().flatten()?;
-    alive_with_arg(record.pid, &root_arg(root)).then_some(record.pid)
+    let marker = root_arg(root);
+    let recorded = state_file::read_json::<PidRecord>(&pid_file(root)).ok().flatten().map(|r| r.pid);
+    if let Some(pid) = recorded.filter(|&pid| is_daemon(pid, &marker)) {
+        return Some(pid);
+    }
+    let pids = std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
+    pids.into_iter().filter(|&pid| pid != std::process::id()).find(|&pid| is_daemon(pid, &marker))
+}
+
+/// A live `botsync-daemon` started for the root `marker` names (not, say, a CLI given `--root=`).
+fn is_daemon(pid: u32, marker: &str) -> bool {
+    alive_with_arg(pid, marker)
+        && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
+            let program = raw.split(|b| *b == 0).next().unwrap_or_default();
+            Path::new(std::ffi::OsStr::from_bytes(program)).file_name() == Some(std::ffi::OsStr::new(BINARY_NAME))
+        })
 }
 
 /// The daemon executable: `$BOTSYNC_DAEMON_BIN`, else `botsync-daemon` next to the loaded addon

@@ -82,6 +82,8 @@ pub enum EngineError {
     ConfigMissing(PathBuf),
     #[error("port 127.0.0.1:{port} recorded for this root's Syncthing API is taken by another program; stop that program and run `botsync start` again")]
     ApiPortTaken { port: u16 },
+    #[error("port {port} recorded for this root's Syncthing to receive peers on is taken by another program; stop that program and run `botsync start` again")]
+    ListenPortTaken { port: u16 },
     #[error("no free port found for Syncthing")]
     NoFreePort,
     #[error("cannot start {}: {source}", .binary.display())]
@@ -318,6 +320,11 @@ impl Engine {
         if !ports::loopback_tcp_free(self.state.gui_port) {
             return Err(EngineError::ApiPortTaken { port: self.state.gui_port });
         }
+        // Syncthing would start anyway and only log that it cannot listen: peers could never
+        // reach this machine while `status` said "running".
+        if !ports::sync_port_free(self.state.listen_port, self.state.network.uses_udp()) {
+            return Err(EngineError::ListenPortTaken { port: self.state.listen_port });
+        }
         let log = process::log_path(&self.root.state_dir());
         let monitor = process::spawn_syncthing(&process::SpawnRequest {
             binary: &self.state.syncthing.path,
@@ -395,10 +402,16 @@ impl Engine {
         }
     }
 
+    /// The monitor from the PID file, or (file missing or damaged) from /proc: the process of
+    /// ours that is the parent of another process of ours.
     fn live_monitor(&self) -> Option<u32> {
-        process::read_pid_record(&process::pid_path(&self.root.state_dir()))
-            .map(|r| r.monitor)
-            .filter(|&pid| process::is_ours(pid, &self.home()))
+        let home = self.home();
+        let recorded = process::read_pid_record(&process::pid_path(&self.root.state_dir())).map(|r| r.monitor);
+        if let Some(pid) = recorded.filter(|&pid| process::is_ours(pid, &home)) {
+            return Some(pid);
+        }
+        let ours = process::our_processes(&home, None);
+        ours.iter().copied().find(|&pid| process::worker_of(pid, &home).is_some())
     }
 
     /// The running monitor and worker PIDs (either may be absent).
