@@ -18,7 +18,7 @@ use crate::pairing::exchange::guest::{self, Claimed};
 use crate::pairing::name_tag::tagged_name;
 use crate::pairing::original::{self, OriginalCode};
 use crate::pairing::{JoinCode, Mailbox, PairingCode, PairingError, RelayClient, Slot};
-use crate::root::SyncRoot;
+use crate::root::{SharedFolder, SyncRoot};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_POLL: Duration = Duration::from_millis(25);
@@ -95,10 +95,13 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         JoinCode::Offline(_) => None,
     };
     let init = InitOptions { root: options.root.clone(), network: network.map(|n| n.to_string()), ..Default::default() };
+    let before = Untouched::note(&root);
+    let mut created = false;
     let set_up = async {
-        let engine = init_engine(&init).await?.engine;
+        let ready = init_engine(&init).await?;
+        created = ready.created;
         super::start::start_daemon(&root).await?;
-        Ok::<_, Error>(engine)
+        Ok::<_, Error>(ready.engine)
     }
     .await;
     let engine = match set_up {
@@ -106,6 +109,9 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         Err(error) => {
             if let Some(Claimed::V2(claim)) = claimed {
                 claim.abandon(&relay, &error.to_string()).await;
+            }
+            if created {
+                before.restore(&root).await;
             }
             return Err(error);
         }
@@ -116,12 +122,22 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let (peer, kind, members, tagged) = match (code, claimed) {
         (JoinCode::Words(_), Some(Claimed::V2(claim))) => {
             let exchange = claim.finish(&relay, &me);
-            let host = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exchange)
+            let exchanged = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exchange)
                 .await
-                .map_err(|_| PairingError::Timeout("the inviting machine to answer"))??;
-            if host.device_id == my_id {
-                return Err(own_code());
-            }
+                .unwrap_or(Err(PairingError::Timeout("the inviting machine to answer")))
+                .map_err(Error::from)
+                .and_then(|host| if host.device_id == my_id { Err(own_code()) } else { Ok(host) });
+            let host = match exchanged {
+                Ok(host) => host,
+                Err(error) => {
+                    // Nobody paired with a root set up for this join (a wrong code, a host that
+                    // refused or never answered): leave the machine as it was.
+                    if created {
+                        before.restore(&root).await;
+                    }
+                    return Err(error);
+                }
+            };
             engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
             for member in host.members.iter().filter(|m| m.device_id != my_id) {
                 engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
@@ -180,6 +196,43 @@ async fn preflight(relay: &RelayClient, code: &PairingCode) -> Result<(), Pairin
         Ok(Some(_)) => Err(PairingError::CodeAlreadyUsed),
         Ok(None) | Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// What of a root existed before `join` set it up, so a join that paired nobody can take back
+/// what it created (processes, state, empty folders) and leave the machine as it found it.
+struct Untouched {
+    root_existed: bool,
+    existed: Vec<(std::path::PathBuf, bool)>,
+}
+
+impl Untouched {
+    fn note(root: &SyncRoot) -> Untouched {
+        let mut paths = vec![root.state_dir(), root.manifest_file()];
+        paths.extend(SharedFolder::ALL.map(|f| root.folder_dir(f)));
+        Untouched { root_existed: root.path().exists(), existed: paths.into_iter().map(|p| { let e = p.exists(); (p, e) }).collect() }
+    }
+
+    async fn restore(self, root: &SyncRoot) {
+        let _ = crate::daemon::process::stop(root).await;
+        if let Ok(engine) = Engine::load(root) {
+            let _ = engine.stop().await;
+        }
+        if !self.root_existed {
+            let _ = std::fs::remove_dir_all(root.path());
+            return;
+        }
+        for (path, _) in self.existed.into_iter().filter(|(_, existed)| !existed) {
+            if path == root.state_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else if path.is_dir() {
+                // A shared folder: removed only while it holds nothing but Syncthing's marker.
+                let _ = std::fs::remove_dir(path.join(".stfolder"));
+                let _ = std::fs::remove_dir(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 }
 
