@@ -135,8 +135,9 @@ fn killed_worker_is_restarted_and_status_never_lies() {
             assert_eq!(monitor_after, Some(monitor), "the same monitor restarted the worker");
             assert!(worker_after.is_some_and(|w| w != worker), "a new worker runs");
             assert_eq!(engine.probe().await, RunState::Running);
-            let stopped = engine.stop().await.unwrap();
-            assert!(stopped.stopped.contains(&monitor));
+            // The daemon init started goes too (commands::stop, not only the engine).
+            let stopped = commands::stop::run(&root_options(&path)).await.unwrap();
+            assert!(stopped.pids.contains(&monitor));
         });
     });
 }
@@ -175,10 +176,10 @@ fn two_roots_run_at_once_with_private_state_and_no_key_in_argv() {
             assert!(config.contains(ea.state().api_key.expose()), "the key is recorded for the CLI");
 
             // Stopping one leaves the other running.
-            ea.stop().await.unwrap();
+            commands::stop::run(&root_options(&a)).await.unwrap();
             assert_eq!(ea.probe().await, RunState::Stopped);
             assert_eq!(eb.probe().await, RunState::Running);
-            eb.stop().await.unwrap();
+            commands::stop::run(&root_options(&b)).await.unwrap();
         });
     });
 }
@@ -192,7 +193,7 @@ fn taken_api_port_is_refused_without_leaving_anything_running() {
         block_on(async {
             commands::init::run(&init_options(&path)).await.expect("init");
             let engine = Engine::load(&root).unwrap();
-            engine.stop().await.unwrap();
+            commands::stop::run(&root_options(&path)).await.unwrap();
             let config_before = std::fs::read(root.config_file()).unwrap();
             let squatter = std::net::TcpListener::bind(("127.0.0.1", engine.gui_port())).unwrap();
 
@@ -208,7 +209,7 @@ fn taken_api_port_is_refused_without_leaving_anything_running() {
 
             drop(squatter);
             assert!(commands::start::run(&root_options(&path)).await.unwrap().started);
-            engine.stop().await.unwrap();
+            commands::stop::run(&root_options(&path)).await.unwrap();
         });
     });
 }
