@@ -42,16 +42,33 @@ pub fn log_file(root: &SyncRoot) -> PathBuf {
 }
 
 /// The running daemon's PID, verified against /proc. The PID file is the fast path; when it is
-/// missing, damaged or stale, /proc is searched, so a daemon is never reported gone (and a
-/// second one never started) just because its PID file was lost.
+/// missing, damaged or stale, the holder of the root's lock is looked up in /proc/locks, so a
+/// daemon is never reported gone (and a second one never started) just because its PID file was
+/// lost. (Not "any daemon process of this root": one that just lost the lock race is one too.)
 pub fn running_pid(root: &SyncRoot) -> Option<u32> {
     let marker = root_arg(root);
     let recorded = state_file::read_json::<PidRecord>(&pid_file(root)).ok().flatten().map(|r| r.pid);
     if let Some(pid) = recorded.filter(|&pid| is_daemon(pid, &marker)) {
         return Some(pid);
     }
-    let pids = std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
-    pids.into_iter().filter(|&pid| pid != std::process::id()).find(|&pid| is_daemon(pid, &marker))
+    lock_holder(&lock_file(root)).filter(|&pid| is_daemon(pid, &marker))
+}
+
+fn lock_file(root: &SyncRoot) -> PathBuf {
+    root.state_dir().join("daemon.lock")
+}
+
+/// The PID holding a flock on `path`, from /proc/locks (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`).
+fn lock_holder(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    let file_id = format!("{:02x}:{:02x}:{}", libc::major(meta.dev()), libc::minor(meta.dev()), meta.ino());
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Lines of blocked waiters carry `->` after the number, shifting the fields.
+        (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&file_id.as_str())).then(|| fields[4].parse().ok()).flatten()
+    })
 }
 
 /// A live `botsync-daemon` started for the root `marker` names (not, say, a CLI given `--root=`).
@@ -164,7 +181,7 @@ pub struct InstanceLock {
 impl InstanceLock {
     /// Takes the root's lock and records our PID; `Ok(None)` if another daemon holds it.
     pub fn acquire(root: &SyncRoot) -> Result<Option<InstanceLock>, DaemonError> {
-        let path = root.state_dir().join("daemon.lock");
+        let path = lock_file(root);
         let io_error = |source| DaemonError::Io { path: path.clone(), source };
         state_file::create_private_dir(&root.state_dir()).map_err(io_error)?;
         let file = {
