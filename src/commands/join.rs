@@ -18,7 +18,7 @@ use crate::pairing::exchange::guest::{self, Joined};
 use crate::pairing::name_tag::tagged_name;
 use crate::pairing::original::{self, OriginalCode};
 use crate::pairing::{JoinCode, Mailbox, PairingCode, PairingError, RelayClient, Slot};
-use crate::root::SyncRoot;
+use crate::root::{SharedFolder, SyncRoot};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_POLL: Duration = Duration::from_millis(25);
@@ -134,6 +134,11 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         peer: format!("{} ({})", peer.name, &peer.device_id[..7]),
         waited_s: timeout.as_secs(),
     })?;
+    // Sharing a folder with a new device restarts it in Syncthing; a file written during that
+    // restart would wait for Syncthing's own watcher. Done means ready to sync at full speed.
+    if let Some(folder) = wait_folders_ready(&engine, deadline).await {
+        return Err(Error::FolderNotReady { folder, waited_s: timeout.as_secs() });
+    }
     Ok(JoinReport {
         root: root.path().display().to_string(),
         device_id: my_id.to_string(),
@@ -184,6 +189,24 @@ async fn wait_connected(engine: &Engine, peer: &DeviceId, deadline: Instant) -> 
         }
         tokio::time::sleep(CONNECT_POLL).await;
     }
+}
+
+/// Waits until every shared folder is running and idle; returns the first that is not at the deadline.
+async fn wait_folders_ready(engine: &Engine, deadline: Instant) -> Option<String> {
+    let rest = engine.rest();
+    for folder in SharedFolder::ALL {
+        loop {
+            let state = rest.db_status(folder.folder_id()).await.map(|s| s.state).unwrap_or_default();
+            if state == "idle" {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Some(format!("{} ({})", folder.folder_id(), if state.is_empty() { "not running" } else { &state }));
+            }
+            tokio::time::sleep(CONNECT_POLL).await;
+        }
+    }
+    None
 }
 
 impl Report for JoinReport {
