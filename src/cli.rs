@@ -16,10 +16,10 @@ use crate::error::{exit, Error};
     bin_name = "botsync",
     version = crate::VERSION,
     about = "Peer-to-peer folder sync for AI agents. Two commands, no server, no account.",
-    after_help = "Exit status: 0 ok, 1 failure, 2 usage error. With --json every command prints exactly one JSON object on stdout."
+    after_help = "Exit status: 0 ok, 1 failure, 2 usage error. With --json every command prints exactly one JSON object on stdout (`watch` prints one per event), errors included."
 )]
 pub struct Cli {
-    /// Print exactly one JSON object on stdout (errors included), for agents
+    /// Print JSON on stdout for agents: one object per command (one per event for `watch`), errors included
     #[arg(long, global = true)]
     pub json: bool,
     /// The sync root [default: $BOTSYNC_ROOT, then ~/sync]
