@@ -192,7 +192,7 @@ fn taken_api_port_is_refused_without_leaving_anything_running() {
         block_on(async {
             commands::init::run(&init_options(&path)).await.expect("init");
             let engine = Engine::load(&root).unwrap();
-            engine.stop().await.unwrap();
+            commands::stop::run(&root_options(&path)).await.unwrap();
             let config_before = std::fs::read(root.config_file()).unwrap();
             let squatter = std::net::TcpListener::bind(("127.0.0.1", engine.gui_port())).unwrap();
 
@@ -208,7 +208,7 @@ fn taken_api_port_is_refused_without_leaving_anything_running() {
 
             drop(squatter);
             assert!(commands::start::run(&root_options(&path)).await.unwrap().started);
-            engine.stop().await.unwrap();
+            commands::stop::run(&root_options(&path)).await.unwrap();
         });
     });
 }
