@@ -31,7 +31,7 @@ if [[ ${BENCH_INNER:-} != 1 ]]; then
     RAWST_DIR=$rawdir RAWST_NETNS=bsbench$$ RAWST_SAMPLES=${RAWST_SAMPLES:-3} RAWST_BIG_MIB=${RAWST_BIG_MIB:-8} \
       RAWST_SMALL_N=${RAWST_SMALL_N:-50} bash "$RAW" >"$rawdir/out.txt" 2>&1 || echo "(raw-syncthing.sh exited $?; see its rows below)"
     grep -E 'startup spawn->REST|\(a\) devices configured|\(b\) devices configured|1KiB A->B, explicit scan' "$rawdir/out.txt" |
-      awk '!seen[$0]++' | tee "$FLOOR"
+      sed -E 's/^ +//; s/  +/  /g' | awk '!seen[$0]++' | tee "$FLOOR"
     rm -rf "$rawdir"
   else
     echo "(raw Syncthing floor skipped: RAW_SYNCTHING=$RAW not found)"
