@@ -10,7 +10,7 @@ use botsync::{Error, ErrorCode};
 use common::{block_on, fake_syncthing, isolated, processes_mentioning, root_at, snapshot, StopOnDrop};
 
 fn init_options(root: &Path) -> InitOptions {
-    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()) }
+    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()), offline: Some(true), ..Default::default() }
 }
 
 fn root_options(root: &Path) -> RootOptions {
@@ -132,7 +132,7 @@ fn unknown_network_profile_is_a_usage_error() {
     isolated("unknown_network_profile_is_a_usage_error", |scratch| {
         let root = scratch.join("root");
         assert_eq!(cli(&["--root", root.to_str().unwrap(), "init", "--network", "wan"]), 2);
-        let options = InitOptions { root: Some(root.display().to_string()), network: Some("wan".into()) };
+        let options = InitOptions { root: Some(root.display().to_string()), network: Some("wan".into()), ..Default::default() };
         let error = block_on(commands::init::run(&options)).unwrap_err();
         assert_clean_error(&error, ErrorCode::Usage, &["wan", "internet, lan or direct"]);
         assert!(!root.exists());

@@ -11,7 +11,7 @@ use botsync::ErrorCode;
 use common::{block_on, isolated, mode, processes_mentioning, root_at, StopOnDrop};
 
 fn init_options(root: &std::path::Path) -> InitOptions {
-    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()) }
+    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()), offline: Some(true), ..Default::default() }
 }
 
 fn root_options(root: &std::path::Path) -> RootOptions {

@@ -82,11 +82,16 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     found
 }
 
-/// Stops a root's Syncthing when dropped, also when the test panics.
+/// Stops a root's background process and Syncthing when dropped, also when the test panics.
 pub struct StopOnDrop(pub SyncRoot);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
+        // The daemon first: it would otherwise log Syncthing's shutdown as a failure.
+        if let Some(pid) = botsync::daemon::process::running_pid(&self.0) {
+            let marker = botsync::daemon::process::root_arg(&self.0);
+            let _ = process::terminate_marked(&[pid], &marker, std::time::Duration::from_secs(10));
+        }
         let home = botsync::engine::home_dir(&self.0);
         let record = process::read_pid_record(&process::pid_path(&self.0.state_dir()));
         let ours = process::our_processes(&home, record);
