@@ -17,6 +17,8 @@ use botsync::commands::status::StatusReport;
 use botsync::commands::{self, RootOptions};
 use botsync::daemon::invites::{self, InviteStatus};
 use botsync::engine::Engine;
+use botsync::pairing::name_tag::tagged_name;
+use botsync::pairing::original::{self, OriginalCode};
 use botsync::relay::{RateLimits, RelayConfig};
 use common::{block_on, isolated, processes_mentioning, root_at, StopOnDrop};
 use relay_support::{unlimited, Kind, TestRelay};
@@ -29,6 +31,7 @@ const JOIN_TIMEOUT_S: u32 = 90;
 /// One machine: a root with the direct profile, stopped (daemon and Syncthing) when dropped.
 struct Machine {
     path: PathBuf,
+    network: &'static str,
     _guard: StopOnDrop,
 }
 
@@ -37,7 +40,12 @@ impl Machine {
         // The daemon is found through the environment; each isolated test is its own process.
         std::env::set_var("BOTSYNC_DAEMON_BIN", env!("CARGO_BIN_EXE_botsync-daemon"));
         let path = scratch.join(name);
-        Machine { _guard: StopOnDrop(root_at(path.clone())), path }
+        Machine { _guard: StopOnDrop(root_at(path.clone())), path, network: "direct" }
+    }
+
+    /// A machine with another network profile (the original protocol needs discovery).
+    fn with_network(scratch: &Path, name: &str, network: &'static str) -> Machine {
+        Machine { network, ..Machine::new(scratch, name) }
     }
 
     fn root(&self) -> String {
@@ -51,7 +59,7 @@ impl Machine {
     async fn init(&self, relay: &str) -> InitReport {
         let options = InitOptions {
             root: Some(self.root()),
-            network: Some("direct".into()),
+            network: Some(self.network.into()),
             relay: Some(relay.into()),
             ..Default::default()
         };
@@ -67,7 +75,7 @@ impl Machine {
         let options = JoinOptions {
             code: code.into(),
             root: Some(self.root()),
-            network: Some("direct".into()),
+            network: Some(self.network.into()),
             relay: Some(relay.into()),
             timeout_seconds: Some(JOIN_TIMEOUT_S),
         };
@@ -278,4 +286,188 @@ fn edits_on_both_sides_while_apart_both_survive() {
             );
         });
     });
+}
+
+// ---- 4. a relay that speaks only the original protocol --------------------------------------
+
+/// A small HTTP server on 127.0.0.1 serving `router`; stops when dropped.
+struct TestServer {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(router: axum::Router) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    TestServer { url, task }
+}
+
+/// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
+/// everything else, `/v2/*` included, is a bare 404 like any server without those routes.
+async fn original_only_proxy(upstream: &str) -> TestServer {
+    use axum::body::Bytes;
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+
+    async fn forward(upstream: &str, method: Method, path: &str, body: Bytes) -> Response {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, format!("{upstream}{path}"));
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+        }
+        let answer = request.send().await.expect("upstream relay answers");
+        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+        let content_type = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = answer.bytes().await.unwrap();
+        (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
+    }
+    let router = axum::Router::new()
+        .route("/", get(|State(up): State<String>| async move { forward(&up, Method::GET, "/", Bytes::new()).await }))
+        .route("/pair", post(|State(up): State<String>, body: Bytes| async move { forward(&up, Method::POST, "/pair", body).await }))
+        .route(
+            "/pair/{code}",
+            get(|State(up): State<String>, UrlPath(code): UrlPath<String>| async move {
+                forward(&up, Method::GET, &format!("/pair/{code}"), Bytes::new()).await
+            }),
+        )
+        .with_state(upstream.to_string());
+    serve(router).await
+}
+
+#[test]
+fn original_protocol_relay_pairs_only_the_tagged_joiner() {
+    isolated("original_protocol_relay_pairs_only_the_tagged_joiner", |scratch| {
+        // The original protocol tells the joiner only a device ID: the machines find each other
+        // by local discovery, here over a veth pair inside this test's namespace.
+        lan_inside_namespace();
+        let a = Machine::with_network(scratch, "a", "lan");
+        let b = Machine::with_network(scratch, "b", "lan");
+        block_on(async {
+            let relay = TestRelay::start(Kind::Memory, unlimited()).await;
+            let proxy = original_only_proxy(&relay.url).await;
+            let init = a.init(&proxy.url).await;
+            assert_eq!(init.invite.kind, "original", "{:?}", init.invite);
+            let joined = b.join(&init.invite.code, &proxy.url).await.expect("join over the original protocol");
+            assert_eq!(joined.kind, "original");
+            assert_eq!(joined.peer.device_id, init.device_id);
+            assert!(b.is_connected_to(&init.device_id).await);
+            assert_eq!(a.wait_invite_paired(&init.invite.id).await, joined.device_id);
+            let peers: Vec<String> = a.engine().configured_peers().unwrap().into_iter().map(|(id, _, _)| id).collect();
+            assert_eq!(peers, vec![joined.device_id.clone()], "A accepted exactly the joiner");
+            a.write("shared", "over-original.txt", "original protocol\n");
+            wait_for_contents(&b.path.join("shared/over-original.txt"), "original protocol\n").await;
+
+            // An intruder that reaches A with a name tagged for another code stays pending.
+            let invite = a.invite(&proxy.url, false).await;
+            assert_eq!(invite.kind, "original");
+            let intruder = Machine::with_network(scratch, "intruder", "lan");
+            let init_options = InitOptions { root: Some(intruder.root()), network: Some("lan".into()), ..Default::default() };
+            let c = commands::init::init_engine(&init_options).await.expect("intruder engine").engine;
+            let c_id = c.device_id();
+            let a_id = init.device_id.parse().unwrap();
+            let other_code = OriginalCode::parse("abandon-ability-able-about-above").unwrap();
+            let wrong = tagged_name("intruder", &original::device_name_tag(&other_code, &c_id));
+            set_own_name(&c, &wrong).await;
+            c.add_peer(&a_id, "host", &[]).await.unwrap();
+            let a_rest = a.engine().rest();
+            wait_until("A to see the intruder as a pending device", || async {
+                a_rest.pending_devices().await.unwrap().get(&c_id.to_string()).is_some_and(|d| d.name == wrong)
+            })
+            .await;
+            // The daemon checks pending devices every 200 ms: give it many rounds.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let record = invites::load(&root_at(a.path.clone()), &invite.id).unwrap().unwrap();
+            assert_eq!(record.status, InviteStatus::Pending, "a wrong tag must not pair");
+            let peers: Vec<String> = a.engine().configured_peers().unwrap().into_iter().map(|(id, _, _)| id).collect();
+            assert!(!peers.contains(&c_id.to_string()), "A accepted a device with a wrong tag");
+
+            // The same device with the right tag is accepted: the refusal above was the tag's doing.
+            let code = OriginalCode::parse(&invite.code).unwrap();
+            set_own_name(&c, &tagged_name("intruder", &original::device_name_tag(&code, &c_id))).await;
+            assert_eq!(a.wait_invite_paired(&invite.id).await, c_id.to_string());
+        });
+    });
+}
+
+async fn set_own_name(engine: &Engine, name: &str) {
+    let own = engine.device_id();
+    engine.rest().patch_json(&format!("/rest/config/devices/{own}"), &serde_json::json!({ "name": name })).await.unwrap();
+}
+
+/// A host with discovery off gets no original code (the joiner could never find it) but an
+/// offline code that says why, and that code pairs.
+#[test]
+fn original_only_relay_gives_a_direct_host_an_offline_code() {
+    isolated("original_only_relay_gives_a_direct_host_an_offline_code", |scratch| {
+        let a = Machine::new(scratch, "a");
+        let b = Machine::new(scratch, "b");
+        block_on(async {
+            let relay = TestRelay::start(Kind::Memory, unlimited()).await;
+            let proxy = original_only_proxy(&relay.url).await;
+            let init = a.init(&proxy.url).await;
+            assert_eq!(init.invite.kind, "offline", "{:?}", init.invite);
+            let note = init.invite.note.clone().unwrap_or_default();
+            assert!(note.contains("only the original protocol") && note.contains("offline code"), "{note}");
+            let joined = b.join(&init.invite.code, &proxy.url).await.expect("join with the offline code");
+            assert_eq!(joined.kind, "offline");
+            assert!(b.is_connected_to(&init.device_id).await);
+        });
+    });
+}
+
+/// A veth pair with private IPv4 addresses: broadcast and multicast for local discovery, all
+/// inside the test's own network namespace.
+fn lan_inside_namespace() {
+    for args in [
+        &["link", "add", "bsv0", "type", "veth", "peer", "name", "bsv1"][..],
+        &["addr", "add", "10.213.0.1/24", "dev", "bsv0"],
+        &["addr", "add", "10.213.0.2/24", "dev", "bsv1"],
+        &["link", "set", "bsv0", "up"],
+        &["link", "set", "bsv1", "up"],
+    ] {
+        let status = std::process::Command::new("ip").args(args).status().unwrap();
+        assert!(status.success(), "ip {args:?}");
+    }
+}
+
+// ---- 5. offline codes -----------------------------------------------------------------------
+
+#[test]
+fn offline_code_pairs_without_a_relay() {
+    isolated("offline_code_pairs_without_a_relay", |scratch| {
+        let a = Machine::new(scratch, "a");
+        let b = Machine::new(scratch, "b");
+        block_on(async {
+            let relay = TestRelay::start(Kind::Memory, unlimited()).await;
+            a.init(&relay.url).await;
+            let invite = a.invite(&relay.url, true).await;
+            assert_eq!(invite.kind, "offline");
+            assert_eq!(invite.relay, None);
+            // The joiner never needs the relay: point it at nothing.
+            let nowhere = format!("http://127.0.0.1:{}", free_port());
+            let joined = b.join(&invite.code, &nowhere).await.expect("join with the offline code");
+            assert_eq!(joined.kind, "offline");
+            assert_eq!(joined.peer.device_id, invite.device_id);
+            assert!(b.is_connected_to(&invite.device_id).await);
+            assert_eq!(a.wait_invite_paired(&invite.id).await, joined.device_id);
+            b.write("inbox", "offline.txt", "no relay needed\n");
+            wait_for_contents(&a.path.join("inbox/offline.txt"), "no relay needed\n").await;
+        });
+    });
+}
+
+/// A loopback port nothing listens on (right after this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
