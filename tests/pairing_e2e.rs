@@ -471,3 +471,166 @@ fn offline_code_pairs_without_a_relay() {
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+// ---- 6. bad input through the CLI -----------------------------------------------------------
+
+/// Runs the whole CLI in this process with `args` and returns its exit status and stdout (fd 1 is
+/// pointed at a file meanwhile; the test harness prints nothing while a test runs).
+async fn run_cli(args: &[&str]) -> (i32, String) {
+    use std::io::{Read, Seek, Write};
+    let mut captured = tempfile::tempfile().unwrap();
+    std::io::stdout().flush().unwrap();
+    // SAFETY: dup/dup2/close on descriptors this process owns; fd 1 is restored below.
+    let saved = unsafe { libc::dup(1) };
+    assert!(saved >= 0);
+    assert!(unsafe { libc::dup2(captured.as_raw_fd(), 1) } >= 0);
+    let argv = std::iter::once("botsync").chain(args.iter().copied()).map(String::from).collect();
+    let status = botsync::cli::run(argv).await;
+    std::io::stdout().flush().unwrap();
+    unsafe {
+        libc::dup2(saved, 1);
+        libc::close(saved);
+    }
+    let mut out = String::new();
+    captured.rewind().unwrap();
+    captured.read_to_string(&mut out).unwrap();
+    (status, out)
+}
+
+/// `botsync join CODE --json` on a root that does not exist yet must fail with `code` and exit
+/// `exit`, print exactly one JSON line, create nothing and leave no process behind. Returns the
+/// error message.
+async fn refused_join(joiner: &Path, code_text: &str, relay: &str, expected: &str, exit: i32) -> String {
+    assert!(!joiner.exists());
+    let root = joiner.display().to_string();
+    let args = ["join", code_text, "--root", &root, "--relay", relay, "--network", "direct", "--timeout", "60", "--json"];
+    let (status, stdout) = run_cli(&args).await;
+    let context = format!("join {code_text:?} via {relay}: exit {status}, stdout {stdout:?}");
+    assert_eq!(stdout.lines().count(), 1, "{context}");
+    let answer: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{context}: {e}"));
+    assert_eq!(answer["error"]["code"], expected, "{context}");
+    assert_eq!(status, exit, "{context}");
+    assert!(!joiner.exists(), "{context}: the joiner's root was left on disk");
+    let left = processes_mentioning(&root);
+    assert!(left.is_empty(), "{context}: processes left running: {left:?}");
+    answer["error"]["message"].as_str().unwrap().to_string()
+}
+
+/// The same code with other secret words (same mailbox).
+fn with_other_secret(code: &str) -> String {
+    let words: Vec<&str> = code.split('-').collect();
+    let replacement = ["zoo", "zone", "zero"];
+    let secret: Vec<&str> = words[2..].iter().zip(replacement).map(|(w, r)| if *w == r { "abandon" } else { r }).collect();
+    format!("{}-{}-{}", words[0], words[1], secret.join("-"))
+}
+
+/// A server that answers every request with `status` and an HTML page, like a captive portal.
+async fn html_server(status: axum::http::StatusCode) -> TestServer {
+    let page = move || async move {
+        (status, [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], "<!DOCTYPE html><html>Sign in to Wi-Fi</html>")
+    };
+    serve(axum::Router::new().fallback(page)).await
+}
+
+#[test]
+fn bad_codes_and_bad_relays_are_refused_cleanly() {
+    isolated("bad_codes_and_bad_relays_are_refused_cleanly", |scratch| {
+        let a = Machine::new(scratch, "a");
+        let b = Machine::new(scratch, "b");
+        let joiner = |case: &str| scratch.join(format!("joiner-{case}"));
+        block_on(async {
+            let relay = TestRelay::start(Kind::Memory, unlimited()).await;
+            let init = a.init(&relay.url).await;
+            let well_formed = "abandon-ability-able-about-above";
+
+            let m = refused_join(&joiner("garbage"), "hello world", &relay.url, "BOTSYNC_CODE_INVALID", 1).await;
+            assert!(m.contains("5 words"), "{m}");
+            let m = refused_join(&joiner("typo"), "abandon-ability-able-about-abuve", &relay.url, "BOTSYNC_CODE_INVALID", 1).await;
+            assert!(m.contains("did you mean \"above\""), "{m}");
+
+            // Expired: a relay whose codes live two seconds.
+            let short = RelayConfig { mailbox_ttl: Duration::from_secs(2), pairing_ttl: Duration::from_secs(2), ..unlimited() };
+            let short_relay = TestRelay::start(Kind::Memory, short).await;
+            let expiring = a.invite(&short_relay.url, false).await;
+            assert_eq!(expiring.kind, "relay");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            refused_join(&joiner("expired"), &expiring.code, &short_relay.url, "BOTSYNC_CODE_EXPIRED", 1).await;
+
+            // Already used: B pairs with the code, then a second machine tries it.
+            let joined = b.join(&init.invite.code, &relay.url).await.expect("B joins");
+            assert!(b.is_connected_to(&init.device_id).await);
+            // The relay forgets a mailbox once its exchange completed: a used code reads as unknown.
+            let m = refused_join(&joiner("used"), &init.invite.code, &relay.url, "BOTSYNC_CODE_EXPIRED", 1).await;
+            assert!(m.contains("already used"), "{m}");
+            // A code another machine is using right now (its first message is in): "already used".
+            let taken = a.invite(&relay.url, false).await;
+            let mailbox: Vec<&str> = taken.code.split('-').take(2).collect();
+            let put = reqwest::Client::new()
+                .put(format!("{}/v2/mailboxes/{}/guest-pake", relay.url, mailbox.join("-")))
+                .body(vec![7u8; 33])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+            refused_join(&joiner("in-use"), &taken.code, &relay.url, "BOTSYNC_CODE_USED", 1).await;
+
+            // Mismatch: the mailbox exists, the secret words are not the host's.
+            let invite = a.invite(&relay.url, false).await;
+            let wrong = with_other_secret(&invite.code);
+            assert_ne!(wrong, invite.code);
+            refused_join(&joiner("mismatch"), &wrong, &relay.url, "BOTSYNC_CODE_MISMATCH", 1).await;
+
+            let down = format!("http://127.0.0.1:{}", free_port());
+            let m = refused_join(&joiner("relay-down"), well_formed, &down, "BOTSYNC_RELAY_UNREACHABLE", 1).await;
+            assert!(m.contains("--offline"), "the message offers the way around: {m}");
+
+            let limits = RateLimits { slot_access: Some(0), ..RateLimits::unlimited() };
+            let limited = TestRelay::start(Kind::Memory, RelayConfig { limits, ..RelayConfig::default() }).await;
+            let m = refused_join(&joiner("rate-limited"), well_formed, &limited.url, "BOTSYNC_RELAY_RATE_LIMITED", 1).await;
+            assert!(m.contains("60 s"), "{m}");
+
+            for status in [axum::http::StatusCode::OK, axum::http::StatusCode::NOT_FOUND] {
+                let portal = html_server(status).await;
+                let case = format!("html-{}", status.as_u16());
+                let m = refused_join(&joiner(&case), well_formed, &portal.url, "BOTSYNC_RELAY_PROTOCOL", 1).await;
+                assert!(m.contains("HTML"), "{m}");
+            }
+
+            let offline = a.invite(&relay.url, true).await;
+            let truncated = &offline.code[..offline.code.len() * 2 / 3];
+            refused_join(&joiner("truncated"), truncated, &relay.url, "BOTSYNC_CODE_INVALID", 1).await;
+
+            // An original-protocol code cannot work with discovery off: refused before any setup.
+            let original_code = create_original_code(&relay.url, &init.device_id).await;
+            let m = refused_join(&joiner("original-direct"), &original_code, &relay.url, "BOTSYNC_USAGE", 2).await;
+            assert!(m.contains("--network lan"), "{m}");
+
+            // Joining one's own code, relay or offline, from the root that printed it.
+            let a_status = a.status().await;
+            for own in [&invite.code, &offline.code] {
+                let args = ["join", own.as_str(), "--root", &a.root(), "--relay", &relay.url, "--json"];
+                let (status, stdout) = run_cli(&args).await;
+                assert_eq!((status, stdout.lines().count()), (1, 1), "{stdout}");
+                let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
+                assert_eq!(answer["error"]["code"], "BOTSYNC_CODE_INVALID", "{stdout}");
+                assert!(answer["error"]["message"].as_str().unwrap().contains("own code"), "{stdout}");
+            }
+            let after = a.status().await;
+            assert!(after.running);
+            assert_eq!(after.daemon.pid, a_status.daemon.pid, "A's daemon kept running");
+            assert!(after.peers.iter().any(|p| p.device_id == joined.device_id && p.connected), "A still has B: {:?}", after.peers);
+        });
+    });
+}
+
+/// A code as an original-protocol host makes it: `POST /pair` with its device ID.
+async fn create_original_code(relay: &str, device_id: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{relay}/pair"))
+        .json(&serde_json::json!({ "deviceId": device_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string()
+}
