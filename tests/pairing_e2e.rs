@@ -108,6 +108,27 @@ impl Machine {
         }
     }
 
+    /// Syncthing's recent log lines, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = botsync::engine::process::log_path(&self.path.join(".botsync"));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!("--- {} syncthing.log\n{}", self.path.display(), lines[lines.len().saturating_sub(25)..].join("\n"))
+    }
+
+    /// Asserts that Syncthing reports `other` connected right now.
+    async fn assert_connected_to(&self, other: &Machine, other_id: &str) {
+        let connections = self.engine().rest().connections().await.expect("connections");
+        let connection = connections.connections.get(other_id).cloned();
+        assert!(
+            connection.as_ref().is_some_and(|c| c.connected),
+            "{} not connected to {other_id}: {connection:?}\n{}\n{}",
+            self.path.display(),
+            self.log_tail(),
+            other.log_tail()
+        );
+    }
+
     async fn is_connected_to(&self, device_id: &str) -> bool {
         let connections = self.engine().rest().connections().await.expect("connections");
         connections.connections.get(device_id).is_some_and(|c| c.connected)
@@ -156,7 +177,7 @@ fn pair_and_sync_both_ways(scratch: &Path, kind: Kind) {
         assert_eq!(joined.kind, "relay");
         assert_eq!(joined.peer.device_id, init.device_id);
         // `join` returns only once Syncthing reports the host connected: it is, right now.
-        assert!(b.is_connected_to(&init.device_id).await, "join returned before the connection");
+        b.assert_connected_to(&a, &init.device_id).await;
         assert_eq!(a.wait_invite_paired(&init.invite.id).await, joined.device_id);
 
         a.write("shared", "from-a.txt", "written on A\n");
@@ -361,7 +382,7 @@ fn original_protocol_relay_pairs_only_the_tagged_joiner() {
             let joined = b.join(&init.invite.code, &proxy.url).await.expect("join over the original protocol");
             assert_eq!(joined.kind, "original");
             assert_eq!(joined.peer.device_id, init.device_id);
-            assert!(b.is_connected_to(&init.device_id).await);
+            b.assert_connected_to(&a, &init.device_id).await;
             assert_eq!(a.wait_invite_paired(&init.invite.id).await, joined.device_id);
             let peers: Vec<String> = a.engine().configured_peers().unwrap().into_iter().map(|(id, _, _)| id).collect();
             assert_eq!(peers, vec![joined.device_id.clone()], "A accepted exactly the joiner");
@@ -421,7 +442,7 @@ fn original_only_relay_gives_a_direct_host_an_offline_code() {
             assert!(note.contains("only the original protocol") && note.contains("offline code"), "{note}");
             let joined = b.join(&init.invite.code, &proxy.url).await.expect("join with the offline code");
             assert_eq!(joined.kind, "offline");
-            assert!(b.is_connected_to(&init.device_id).await);
+            b.assert_connected_to(&a, &init.device_id).await;
         });
     });
 }
@@ -459,7 +480,7 @@ fn offline_code_pairs_without_a_relay() {
             let joined = b.join(&invite.code, &nowhere).await.expect("join with the offline code");
             assert_eq!(joined.kind, "offline");
             assert_eq!(joined.peer.device_id, invite.device_id);
-            assert!(b.is_connected_to(&invite.device_id).await);
+            b.assert_connected_to(&a, &invite.device_id).await;
             assert_eq!(a.wait_invite_paired(&invite.id).await, joined.device_id);
             b.write("inbox", "offline.txt", "no relay needed\n");
             wait_for_contents(&a.path.join("inbox/offline.txt"), "no relay needed\n").await;
@@ -558,7 +579,7 @@ fn bad_codes_and_bad_relays_are_refused_cleanly() {
 
             // Already used: B pairs with the code, then a second machine tries it.
             let joined = b.join(&init.invite.code, &relay.url).await.expect("B joins");
-            assert!(b.is_connected_to(&init.device_id).await);
+            b.assert_connected_to(&a, &init.device_id).await;
             // The relay forgets a mailbox once its exchange completed: a used code reads as unknown.
             let m = refused_join(&joiner("used"), &init.invite.code, &relay.url, "BOTSYNC_CODE_EXPIRED", 1).await;
             assert!(m.contains("already used"), "{m}");

@@ -91,6 +91,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let engine = ready.engine;
     // Until the other machine has us, a failure undoes what this call created: a refused code
     // leaves no root and no process behind.
+    let events_from = event_position(&engine).await;
     let exchanged = async {
         super::start::start_daemon(&root).await?;
         exchange(&engine, code, route, &relay, deadline).await
@@ -106,7 +107,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let my_id = engine.device_id();
     let paired_ms = started.elapsed().as_millis() as u32;
     let peer_id: DeviceId = peer.device_id.parse().map_err(|e| Error::Internal(format!("{e}")))?;
-    let connected = wait_connected(&engine, &peer_id, deadline).await;
+    let connected = wait_connected(&engine, &peer_id, events_from, deadline).await;
     if tagged {
         // The tag has done its job once the host accepted us; keep our plain name from now on.
         announce_name(&engine, engine.device_name()).await?;
@@ -263,20 +264,59 @@ async fn announce_name(engine: &Engine, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The connection's address once Syncthing reports `peer` connected; `None` at the deadline.
-async fn wait_connected(engine: &Engine, peer: &DeviceId, deadline: Instant) -> Option<String> {
+/// Where the engine's event stream stands, taken before any peer is added, so that no
+/// connection event of the pairing is missed.
+async fn event_position(engine: &Engine) -> u64 {
+    let events: Vec<serde_json::Value> = engine
+        .rest()
+        .get_json("/rest/events", &[("since", "0"), ("limit", "1"), ("timeout", "0")])
+        .await
+        .unwrap_or_default();
+    events.last().and_then(|e| e["id"].as_u64()).unwrap_or(0)
+}
+
+/// The connection's address once `peer` has accepted us; `None` at the deadline.
+///
+/// "Connected" alone is not enough: Syncthing reports a connection as soon as the TLS and Hello
+/// exchange is done, and a host that does not know us yet (every original or offline join: the
+/// host learns of us from that very connection) drops it a moment later as an unknown device.
+/// Syncthing tells its own name only to devices it knows, so the `DeviceConnected` event of a
+/// connection the peer accepted carries the peer's name, and one it is about to reject an empty one.
+async fn wait_connected(engine: &Engine, peer: &DeviceId, mut since: u64, deadline: Instant) -> Option<String> {
     let rest = engine.rest();
     let key = peer.to_string();
+    let mut accepted = false;
     loop {
-        if let Ok(connections) = rest.connections().await {
-            if let Some(connection) = connections.connections.get(&key).filter(|c| c.connected) {
-                return Some(connection.address.clone());
+        let position = since.to_string();
+        let query = [("since", position.as_str()), ("timeout", "1")];
+        match rest.get_json::<Vec<serde_json::Value>>("/rest/events", &query).await {
+            Ok(events) => {
+                for event in events {
+                    since = since.max(event["id"].as_u64().unwrap_or(since));
+                    if event["data"]["id"].as_str() != Some(key.as_str()) {
+                        continue;
+                    }
+                    match event["type"].as_str() {
+                        Some("DeviceConnected") => {
+                            accepted = event["data"]["deviceName"].as_str().is_some_and(|name| !name.is_empty());
+                        }
+                        Some("DeviceDisconnected") => accepted = false,
+                        _ => {}
+                    }
+                }
+            }
+            Err(_) => tokio::time::sleep(CONNECT_POLL).await,
+        }
+        if accepted {
+            if let Ok(connections) = rest.connections().await {
+                if let Some(connection) = connections.connections.get(&key).filter(|c| c.connected) {
+                    return Some(connection.address.clone());
+                }
             }
         }
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(CONNECT_POLL).await;
     }
 }
 
