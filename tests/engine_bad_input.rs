@@ -10,7 +10,7 @@ use botsync::{Error, ErrorCode};
 use common::{block_on, fake_syncthing, isolated, processes_mentioning, root_at, snapshot, StopOnDrop};
 
 fn init_options(root: &Path) -> InitOptions {
-    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()), offline: Some(true), ..Default::default() }
+    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()), ..Default::default() }
 }
 
 fn root_options(root: &Path) -> RootOptions {

@@ -11,7 +11,7 @@ use botsync::ErrorCode;
 use common::{block_on, isolated, mode, processes_mentioning, root_at, StopOnDrop};
 
 fn init_options(root: &std::path::Path) -> InitOptions {
-    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()), offline: Some(true), ..Default::default() }
+    InitOptions { root: Some(root.display().to_string()), network: Some("direct".into()), ..Default::default() }
 }
 
 fn root_options(root: &std::path::Path) -> RootOptions {
@@ -192,7 +192,7 @@ fn taken_api_port_is_refused_without_leaving_anything_running() {
         block_on(async {
             commands::init::run(&init_options(&path)).await.expect("init");
             let engine = Engine::load(&root).unwrap();
-            engine.stop().await.unwrap();
+            commands::stop::run(&root_options(&path)).await.unwrap();
             let config_before = std::fs::read(root.config_file()).unwrap();
             let squatter = std::net::TcpListener::bind(("127.0.0.1", engine.gui_port())).unwrap();
 
@@ -208,7 +208,7 @@ fn taken_api_port_is_refused_without_leaving_anything_running() {
 
             drop(squatter);
             assert!(commands::start::run(&root_options(&path)).await.unwrap().started);
-            engine.stop().await.unwrap();
+            commands::stop::run(&root_options(&path)).await.unwrap();
         });
     });
 }

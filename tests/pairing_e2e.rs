@@ -37,8 +37,6 @@ struct Machine {
 
 impl Machine {
     fn new(scratch: &Path, name: &str) -> Machine {
-        // The daemon is found through the environment; each isolated test is its own process.
-        std::env::set_var("BOTSYNC_DAEMON_BIN", env!("CARGO_BIN_EXE_botsync-daemon"));
         let path = scratch.join(name);
         Machine { _guard: StopOnDrop(root_at(path.clone())), path, network: "direct" }
     }

@@ -116,6 +116,11 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         peer: format!("{} ({})", peer.name, &peer.device_id[..7]),
         waited_s: timeout.as_secs(),
     })?;
+    // Sharing a folder with a new device restarts it in Syncthing; a file written during that
+    // restart would wait for Syncthing's own watcher. Done means ready to sync at full speed.
+    if let Some(folder) = wait_folders_ready(&engine, deadline).await {
+        return Err(Error::FolderNotReady { folder, waited_s: timeout.as_secs() });
+    }
     Ok(JoinReport {
         root: root.path().display().to_string(),
         device_id: my_id.to_string(),
@@ -318,6 +323,24 @@ async fn wait_connected(engine: &Engine, peer: &DeviceId, mut since: u64, deadli
             return None;
         }
     }
+}
+
+/// Waits until every shared folder is running and idle; returns the first that is not at the deadline.
+async fn wait_folders_ready(engine: &Engine, deadline: Instant) -> Option<String> {
+    let rest = engine.rest();
+    for folder in SharedFolder::ALL {
+        loop {
+            let state = rest.db_status(folder.folder_id()).await.map(|s| s.state).unwrap_or_default();
+            if state == "idle" {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Some(format!("{} ({})", folder.folder_id(), if state.is_empty() { "not running" } else { &state }));
+            }
+            tokio::time::sleep(CONNECT_POLL).await;
+        }
+    }
+    None
 }
 
 impl Report for JoinReport {
