@@ -75,6 +75,35 @@ export interface DaemonStatus {
   pid?: number
 }
 
+/**
+ * Pairs two throwaway roots on this machine through an in-process relay, syncs a file each
+ * way, cleans up, and resolves with the timings. No traffic leaves the machine.
+ */
+export declare function demo(options?: DemoOptions | undefined | null): Promise<DemoReport>
+
+export interface DemoOptions {
+  /** Keep the two roots (stopped) instead of deleting them, to look around afterwards. */
+  keep?: boolean
+}
+
+export interface DemoReport {
+  /** The two roots ("machine A" and "machine B"); deleted afterwards unless `keep`. */
+  rootA: string
+  rootB: string
+  kept: boolean
+  /** The code A printed and B typed. */
+  code: string
+  /** `init` on A: root, Syncthing, background process, code. */
+  initMs: number
+  /** `join` on B, from its start until Syncthing reported A connected. */
+  joinMs: number
+  /** A file written in A's shared/ until it was complete in B's shared/. */
+  aToBMs: number
+  /** A file written in B's inbox/ until it was complete in A's inbox/. */
+  bToAMs: number
+  totalMs: number
+}
+
 /** Runs the installation checks; resolves with `ok: false` (not a rejection) when a check fails. */
 export declare function doctor(options?: RootOptions | undefined | null): Promise<DoctorReport>
 

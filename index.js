@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.BotsyncEvents = nativeBinding.BotsyncEvents
 module.exports.RelayHandle = nativeBinding.RelayHandle
+module.exports.demo = nativeBinding.demo
 module.exports.doctor = nativeBinding.doctor
 module.exports.events = nativeBinding.events
 module.exports.FileAction = nativeBinding.FileAction

@@ -5,12 +5,16 @@
 //! Run through `bench/latency.sh`. Options (env): BENCH_SAMPLES (1 KiB samples, default 20),
 //! BENCH_OP_SAMPLES (rename/delete samples, 5), BENCH_BIG_MIB (256), BENCH_SMALL_N (2000),
 //! BENCH_IDLE_S (idle CPU window, 20), BENCH_RAW_DELAY_S (Syncthing's fsWatcherDelayS on both
-//! sides of both setups, 1: the fastest raw Syncthing allows; its default is 10),
-//! BENCH_ONLY=raw|ours.
+//! sides of the raw and "ours" setups; default 10, Syncthing's own default, which is what a user
+//! of raw Syncthing gets; 1 is the fastest raw Syncthing allows), BENCH_ONLY=comma list of
+//! raw,ours,botsync (default raw,botsync).
 //!
-//! The setups are `Subject` implementations; the "ours" side is a raw pair plus the watcher
-//! running in this process. Once `botsync init`/`join` exist, add a subject that starts two
-//! botsync roots (daemon included) and list it in `main`: the measurements do not change.
+//! The setups are `Subject` implementations:
+//! - `raw`: two Syncthings paired through REST, their own watchers only.
+//! - `ours`: the same raw pair plus botsync's watcher running in this process on the sender.
+//! - `botsync`: two real botsync roots, `init` + `join` through an in-process relay (memory
+//!   backend, loopback), `direct` profile, each with its own `botsync-daemon` (fast scans) found
+//!   through BOTSYNC_DAEMON_BIN. Files go from A's shared/ to B's shared/.
 
 #[path = "../tests/watcher_support/mod.rs"]
 mod support;
@@ -19,8 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use botsync::commands::{self, init::InitOptions, join::JoinOptions, RootOptions};
 use botsync::daemon::scanner::RestScanner;
 use botsync::daemon::watcher::{FastScanWatcher, FolderWatch, SuppressionHandle, WatcherConfig};
+use botsync::device_id::DeviceId;
+use botsync::engine::Engine;
+use botsync::relay::{Backend, RelayConfig, RunningRelay};
+use botsync::root::{SharedFolder, SyncRoot};
 use notify::Watcher as _;
 use rand::RngCore;
 use support::{feed_item_events, proc_cpu_ticks, reexec_in_private_netns, FsWatcher, NetnsRun, Pair};
@@ -38,8 +47,12 @@ trait Subject {
     fn label(&self) -> String;
     fn sender_dir(&self) -> PathBuf;
     fn receiver_dir(&self) -> PathBuf;
-    /// External processes charged for idle CPU (this process is always measured separately).
+    /// Syncthing processes charged for idle CPU (this process is always measured separately).
     fn cpu_pids(&self) -> Vec<u32>;
+    /// botsync's own background processes, charged separately.
+    fn daemon_pids(&self) -> Vec<u32> {
+        Vec::new()
+    }
     async fn wait_idle(&self);
     async fn shutdown(self);
 }
@@ -129,6 +142,146 @@ impl Subject for PairWithWatcher {
     }
 }
 
+/// Two real botsync roots on this machine: A ran `init`, B ran `join` with A's code through an
+/// in-process relay. Syncthing and the daemons are detached processes (as for a user), so a
+/// guard stops them by PID even if the benchmark panics.
+struct BotsyncPair {
+    a: Engine,
+    b: Engine,
+    a_id: DeviceId,
+    b_id: DeviceId,
+    guard: StopRootsOnDrop,
+    _relay: RunningRelay,
+    join_connected_ms: u32,
+}
+
+/// Stops every process of the given roots by PID on drop: the daemons, then Syncthing's monitor
+/// and worker (read from the roots' pid records and verified against /proc by `Engine::pids`).
+struct StopRootsOnDrop(Vec<SyncRoot>);
+
+impl StopRootsOnDrop {
+    fn pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for root in &self.0 {
+            pids.extend(botsync::daemon::process::running_pid(root));
+            if let Ok(engine) = Engine::load(root) {
+                let (monitor, worker) = engine.pids();
+                pids.extend(monitor);
+                pids.extend(worker);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for StopRootsOnDrop {
+    fn drop(&mut self) {
+        let pids = self.pids();
+        for &pid in &pids {
+            // SAFETY: kill(2) on PIDs just verified to be this benchmark's processes.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while pids.iter().any(|&p| std::path::Path::new(&format!("/proc/{p}")).exists() && proc_state(p) != Some('Z')) {
+            if Instant::now() > deadline {
+                for &pid in &pids {
+                    // SAFETY: as above.
+                    unsafe {
+                        libc::kill(pid as i32, libc::SIGKILL);
+                    }
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+impl BotsyncPair {
+    async fn start(work: &Path) -> BotsyncPair {
+        let relay = botsync::relay::start("127.0.0.1:0", &Backend::Memory, RelayConfig::default()).await.expect("relay starts");
+        let (root_a, root_b) = (work.join("root-A"), work.join("root-B"));
+        let guard = StopRootsOnDrop(vec![SyncRoot::at(root_a.clone()).unwrap(), SyncRoot::at(root_b.clone()).unwrap()]);
+        let init = commands::init::run(&InitOptions {
+            root: Some(root_a.display().to_string()),
+            network: Some("direct".into()),
+            relay: Some(relay.url()),
+            offline: Some(false),
+            wait: None,
+        })
+        .await
+        .expect("init A");
+        let join = commands::join::run(&JoinOptions {
+            code: init.invite.code.clone(),
+            root: Some(root_b.display().to_string()),
+            network: Some("direct".into()),
+            relay: Some(relay.url()),
+            timeout_seconds: Some(60),
+        })
+        .await
+        .expect("join B");
+        println!("[botsync] joined: paired {} ms, connected {} ms", join.paired_ms, join.connected_ms);
+        let a = Engine::load(&guard.0[0]).unwrap();
+        let b = Engine::load(&guard.0[1]).unwrap();
+        let (a_id, b_id) = (a.device_id(), b.device_id());
+        let pair = BotsyncPair { a, b, a_id, b_id, guard, _relay: relay, join_connected_ms: join.connected_ms };
+        pair.wait_idle().await;
+        pair
+    }
+
+    async fn folder_idle(engine: &Engine, peer: &DeviceId) -> bool {
+        let rest = engine.rest();
+        let folder = SharedFolder::Shared.folder_id();
+        let Ok(status) = rest.db_status(folder).await else { return false };
+        if status.state != "idle" || status.need_files != 0 {
+            return false;
+        }
+        rest.db_completion(folder, Some(peer)).await.is_ok_and(|c| c.completion >= 100.0)
+    }
+}
+
+impl Subject for BotsyncPair {
+    fn label(&self) -> String {
+        "botsync".into()
+    }
+    fn sender_dir(&self) -> PathBuf {
+        self.a.root().folder_dir(SharedFolder::Shared)
+    }
+    fn receiver_dir(&self) -> PathBuf {
+        self.b.root().folder_dir(SharedFolder::Shared)
+    }
+    fn cpu_pids(&self) -> Vec<u32> {
+        let (ma, wa) = self.a.pids();
+        let (mb, wb) = self.b.pids();
+        [ma, wa, mb, wb].into_iter().flatten().collect()
+    }
+    fn daemon_pids(&self) -> Vec<u32> {
+        self.guard.0.iter().filter_map(botsync::daemon::process::running_pid).collect()
+    }
+    async fn wait_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !(Self::folder_idle(&self.a, &self.b_id).await && Self::folder_idle(&self.b, &self.a_id).await) {
+            assert!(Instant::now() < deadline, "botsync roots never idle");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    async fn shutdown(self) {
+        for root in &self.guard.0 {
+            if let Err(e) = commands::stop::run(&RootOptions { root: Some(root.path().display().to_string()) }).await {
+                eprintln!("stop {}: {e}", root.display());
+            }
+        }
+        // The guard drops here too and finds nothing left to stop.
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Measurements
 // ------------------------------------------------------------------------------------------
@@ -179,8 +332,12 @@ struct Results {
     delete: Vec<f64>,
     big: Option<f64>,
     small: Option<f64>,
-    idle_syncthing_ms: f64,
-    idle_self_ms: f64,
+    idle_syncthing_ticks: u64,
+    idle_daemon_ticks: u64,
+    idle_self_ticks: u64,
+    tick_ms: f64,
+    /// RSS of the daemons (botsync only) at the end of the idle window, KiB each.
+    daemon_rss_kib: Vec<u64>,
     idle_s: f64,
 }
 
@@ -296,18 +453,24 @@ async fn measure<S: Subject>(subject: &S, work: &Path) -> Results {
     println!("[{label}] idle CPU over {idle_s} s");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pids = subject.cpu_pids();
+    let daemons = subject.daemon_pids();
     let me = std::process::id();
-    let before: u64 = pids.iter().map(|p| proc_cpu_ticks(*p)).sum();
-    let me_before = proc_cpu_ticks(me);
+    let ticks = |pids: &[u32]| -> u64 { pids.iter().map(|p| proc_cpu_ticks(*p)).sum() };
+    let (st_before, d_before, me_before) = (ticks(&pids), ticks(&daemons), proc_cpu_ticks(me));
     tokio::time::sleep(Duration::from_secs(idle_s)).await;
-    let after: u64 = pids.iter().map(|p| proc_cpu_ticks(*p)).sum();
-    let me_after = proc_cpu_ticks(me);
+    r.idle_syncthing_ticks = ticks(&pids) - st_before;
+    r.idle_daemon_ticks = ticks(&daemons) - d_before;
+    r.idle_self_ticks = proc_cpu_ticks(me) - me_before;
     // SAFETY: sysconf has no preconditions.
-    let tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    r.idle_syncthing_ms = (after - before) as f64 * tick_ms;
-    r.idle_self_ms = (me_after - me_before) as f64 * tick_ms;
+    r.tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     r.idle_s = idle_s as f64;
+    r.daemon_rss_kib = daemons.iter().filter_map(|p| vm_rss_kib(*p)).collect();
     r
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn stats(v: &[f64]) -> String {
@@ -336,35 +499,43 @@ fn ratio(ours: Option<f64>, raw: Option<f64>) -> String {
     }
 }
 
-fn report(raw: Option<&Results>, ours: Option<&Results>, delay_s: u32) {
+fn report(results: &[(&str, Results)], delay_s: u32) {
     println!();
-    println!("==== fast-scan latency benchmark (Syncthing fsWatcherDelayS={delay_s} on both setups) ====");
-    for (label, r) in [("raw Syncthing", raw), ("ours (watcher+scanner on sender)", ours)] {
-        let Some(r) = r else { continue };
+    println!("==== sync latency benchmark (raw/ours: Syncthing fsWatcherDelayS={delay_s}; botsync: its own settings) ====");
+    for (label, r) in results {
         println!("-- {label}");
-        println!("  1 KiB A->B        {} timeouts={}", stats(&r.kib), r.kib_timeouts);
+        println!("  1 KiB A->B         {} timeouts={}", stats(&r.kib), r.kib_timeouts);
         println!("  1 KiB back-to-back {}", stats(&r.back_to_back));
-        println!("  rename            {}", stats(&r.rename));
-        println!("  delete            {}", stats(&r.delete));
-        println!("  big file          {}", r.big.map_or("timeout".into(), |v| format!("{v:.0} ms")));
-        println!("  small files       {}", r.small.map_or("timeout".into(), |v| format!("{v:.0} ms")));
+        println!("  rename             {}", stats(&r.rename));
+        println!("  delete             {}", stats(&r.delete));
+        println!("  big file           {}", r.big.map_or("timeout".into(), |v| format!("{v:.0} ms")));
+        println!("  small files        {}", r.small.map_or("timeout".into(), |v| format!("{v:.0} ms")));
         println!(
-            "  idle CPU          syncthing A+B {:.0} ms, bench process {:.0} ms over {:.0} s",
-            r.idle_syncthing_ms, r.idle_self_ms, r.idle_s
+            "  idle CPU ({:.0} s)    syncthing {} ticks ({:.0} ms), botsync daemons {} ticks ({:.0} ms), bench process {} ticks",
+            r.idle_s,
+            r.idle_syncthing_ticks,
+            r.idle_syncthing_ticks as f64 * r.tick_ms,
+            r.idle_daemon_ticks,
+            r.idle_daemon_ticks as f64 * r.tick_ms,
+            r.idle_self_ticks
         );
+        if !r.daemon_rss_kib.is_empty() {
+            let shown: Vec<String> = r.daemon_rss_kib.iter().map(|k| format!("{:.1} MiB", *k as f64 / 1024.0)).collect();
+            println!("  daemon VmRSS       {}", shown.join(" / "));
+        }
     }
-    if let (Some(raw), Some(ours)) = (raw, ours) {
-        println!("-- ratios ours/raw (lower is faster)");
-        println!("  1 KiB median      {}", ratio(median(&ours.kib), median(&raw.kib)));
-        println!("  back-to-back med  {}", ratio(median(&ours.back_to_back), median(&raw.back_to_back)));
-        println!("  rename median     {}", ratio(median(&ours.rename), median(&raw.rename)));
-        println!("  delete median     {}", ratio(median(&ours.delete), median(&raw.delete)));
-        println!("  big file          {}", ratio(ours.big, raw.big));
-        println!("  small files       {}", ratio(ours.small, raw.small));
+    let Some((_, raw)) = results.iter().find(|(l, _)| *l == "raw") else { return };
+    for (label, r) in results.iter().filter(|(l, _)| *l != "raw") {
+        println!("-- ratios {label}/raw (lower is faster)");
+        println!("  1 KiB median       {}", ratio(median(&r.kib), median(&raw.kib)));
+        println!("  back-to-back med   {}", ratio(median(&r.back_to_back), median(&raw.back_to_back)));
+        println!("  rename median      {}", ratio(median(&r.rename), median(&raw.rename)));
+        println!("  delete median      {}", ratio(median(&r.delete), median(&raw.delete)));
+        println!("  big file           {}", ratio(r.big, raw.big));
+        println!("  small files        {}", ratio(r.small, raw.small));
         println!(
-            "  idle CPU (syncthing A+B + bench process)  raw {:.0} ms, ours {:.0} ms",
-            raw.idle_syncthing_ms + raw.idle_self_ms,
-            ours.idle_syncthing_ms + ours.idle_self_ms
+            "  idle CPU ticks     raw syncthing {} vs {label} syncthing {} + daemons {}",
+            raw.idle_syncthing_ticks, r.idle_syncthing_ticks, r.idle_daemon_ticks
         );
     }
 }
@@ -376,27 +547,40 @@ fn main() {
         NetnsRun::Ran(ok) => std::process::exit(if ok { 0 } else { 1 }),
         NetnsRun::Inside => {}
     }
-    let delay_s = env_num("BENCH_RAW_DELAY_S", 1) as u32;
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let delay_s = env_num("BENCH_RAW_DELAY_S", 10) as u32;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "raw,botsync".into());
+    let wanted: Vec<&str> = only.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // block_on keeps the Syncthings' parent thread (this one) alive for the whole run.
     runtime.block_on(async {
-        let mut raw = None;
-        let mut ours = None;
-        if only.is_empty() || only == "raw" {
+        let mut results: Vec<(&str, Results)> = Vec::new();
+        for label in wanted {
             let work = tempfile::tempdir().unwrap();
-            println!("starting raw pair");
-            let subject = RawPair::start(work.path(), delay_s).await;
-            raw = Some(measure(&subject, work.path()).await);
-            subject.shutdown().await;
+            println!("starting subject {label}");
+            let r = match label {
+                "raw" => {
+                    let subject = RawPair::start(work.path(), delay_s).await;
+                    let r = measure(&subject, work.path()).await;
+                    subject.shutdown().await;
+                    r
+                }
+                "ours" => {
+                    let subject = PairWithWatcher::start(work.path(), delay_s).await;
+                    let r = measure(&subject, work.path()).await;
+                    subject.shutdown().await;
+                    r
+                }
+                "botsync" => {
+                    let subject = BotsyncPair::start(work.path()).await;
+                    println!("[botsync] join -> connected {} ms", subject.join_connected_ms);
+                    let r = measure(&subject, work.path()).await;
+                    subject.shutdown().await;
+                    r
+                }
+                other => panic!("unknown subject {other:?} in BENCH_ONLY (raw, ours, botsync)"),
+            };
+            results.push((label, r));
         }
-        if only.is_empty() || only == "ours" {
-            let work = tempfile::tempdir().unwrap();
-            println!("starting pair with the watcher");
-            let subject = PairWithWatcher::start(work.path(), delay_s).await;
-            ours = Some(measure(&subject, work.path()).await);
-            subject.shutdown().await;
-        }
-        report(raw.as_ref(), ours.as_ref(), delay_s);
+        report(&results, delay_s);
     });
 }

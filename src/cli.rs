@@ -16,10 +16,10 @@ use crate::error::{exit, Error};
     bin_name = "botsync",
     version = crate::VERSION,
     about = "Peer-to-peer folder sync for AI agents. Two commands, no server, no account.",
-    after_help = "Exit status: 0 ok, 1 failure, 2 usage error. With --json every command prints exactly one JSON object on stdout."
+    after_help = "Exit status: 0 ok, 1 failure, 2 usage error. With --json every command prints exactly one JSON object on stdout (`watch` prints one per event), errors included."
 )]
 pub struct Cli {
-    /// Print exactly one JSON object on stdout (errors included), for agents
+    /// Print JSON on stdout for agents: one object per command (one per event for `watch`), errors included
     #[arg(long, global = true)]
     pub json: bool,
     /// The sync root [default: $BOTSYNC_ROOT, then ~/sync]
@@ -48,7 +48,7 @@ pub enum Command {
     /// Run a pairing relay (self-hosted)
     Relay(RelayArgs),
     /// Pair two throwaway roots on this machine and sync a file each way
-    Demo,
+    Demo(DemoArgs),
     /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
     Watch,
 }
@@ -96,6 +96,13 @@ pub struct InviteArgs {
     /// Print an offline code (device ID, addresses, secret) instead of using a relay
     #[arg(long)]
     pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the two roots (stopped) instead of deleting them
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -226,7 +233,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Stop => Ok(render(commands::stop::run(&root).await?)),
         Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
-        Command::Demo => Err(Error::NotAvailable("demo")),
+        Command::Demo(args) => Ok(render(commands::demo::run(&commands::demo::DemoOptions { keep: Some(args.keep) }).await?)),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
     }
 }

@@ -18,7 +18,6 @@ pub enum ErrorCode {
     InvalidRoot,
     StateCorrupted,
     Io,
-    NotAvailable,
     Internal,
     /// The root's Syncthing does not answer its API.
     EngineUnreachable,
@@ -54,7 +53,6 @@ impl ErrorCode {
             ErrorCode::InvalidRoot => "BOTSYNC_INVALID_ROOT",
             ErrorCode::StateCorrupted => "BOTSYNC_STATE_CORRUPTED",
             ErrorCode::Io => "BOTSYNC_IO",
-            ErrorCode::NotAvailable => "BOTSYNC_NOT_AVAILABLE",
             ErrorCode::Internal => "BOTSYNC_INTERNAL",
             ErrorCode::EngineUnreachable => "BOTSYNC_ENGINE_UNREACHABLE",
             ErrorCode::Timeout => "BOTSYNC_TIMEOUT",
@@ -98,12 +96,12 @@ pub enum Error {
     NotInitialized(String),
     #[error("paired with {peer}, but Syncthing has not connected to it after {waited_s} s: check that botsync runs there (`botsync status`) and that this machine can reach it")]
     NotConnected { peer: String, waited_s: u64 },
+    #[error("connected, but the folder {folder} was still not ready after {waited_s} s; see `botsync status`")]
+    FolderNotReady { folder: String, waited_s: u64 },
     #[error(transparent)]
     Root(#[from] RootError),
     #[error(transparent)]
     State(#[from] StateFileError),
-    #[error("`botsync {0}` is not available in this build yet")]
-    NotAvailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -124,10 +122,9 @@ impl Error {
             Error::Usage(_) => ErrorCode::Usage,
             Error::NotInitialized(_) => ErrorCode::NotInitialized,
             Error::Root(_) => ErrorCode::InvalidRoot,
-            Error::NotConnected { .. } => ErrorCode::PairingTimeout,
+            Error::NotConnected { .. } | Error::FolderNotReady { .. } => ErrorCode::PairingTimeout,
             Error::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
             Error::State(_) => ErrorCode::Io,
-            Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
             Error::Daemon(DaemonError::Engine(engine)) => engine_code(engine),
             Error::Daemon(DaemonError::State(StateFileError::Corrupted { .. })) => ErrorCode::StateCorrupted,

@@ -192,6 +192,13 @@ pub async fn join(options: JoinOptions) -> Answer<JoinReport> {
     commands::join::run(&options).await.into()
 }
 
+/// Pairs two throwaway roots on this machine through an in-process relay, syncs a file each
+/// way, cleans up, and resolves with the timings. No traffic leaves the machine.
+#[napi(ts_return_type = "Promise<DemoReport>")]
+pub async fn demo(options: Option<commands::demo::DemoOptions>) -> Answer<commands::demo::DemoReport> {
+    commands::demo::run(&options.unwrap_or_default()).await.into()
+}
+
 /// Starts the root's Syncthing unless it runs already.
 #[napi(ts_return_type = "Promise<StartReport>")]
 pub async fn start(options: Option<RootOptions>) -> Answer<StartReport> {

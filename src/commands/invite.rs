@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Report, RootOptions};
 use crate::clock;
 use crate::daemon::invites::{self, InviteKind, InviteRecord, InviteStatus};
-use crate::engine::{BinaryLocator, Engine};
+use crate::engine::{BinaryLocator, Engine, NetworkProfile};
 use crate::error::{Error, Result};
 use crate::pairing::original::{self, OriginalPayload};
 use crate::pairing::{host, OfflineCode, PairingError, RelayClient};
@@ -102,6 +102,12 @@ pub async fn issue(engine: &Engine, options: &InviteOptions) -> Result<InviteRep
                 let note = format!("the relay at {relay} is unreachable ({reason}), so this is an offline code");
                 (offline_record(engine), Some(note))
             }
+            Err(PairingError::OriginalOnlyRelay { .. }) => {
+                let note = format!(
+                    "the relay at {relay} speaks only the original protocol, which cannot tell the other machine where to reach this one with discovery off (network profile direct), so this is an offline code"
+                );
+                (offline_record(engine), Some(note))
+            }
             Err(e) => return Err(e.into()),
         }
     };
@@ -140,6 +146,9 @@ async fn relay_record(engine: &Engine, relay_url: &str) -> Result<InviteRecord, 
             expires_at_ms: invite.expires_at,
             status: InviteStatus::Pending,
         }),
+        // An original code hands the joiner our device ID and nothing else: without discovery
+        // it could never find us. The caller makes an offline code instead.
+        Err(e @ PairingError::OriginalOnlyRelay { .. }) if engine.network() == NetworkProfile::Direct => Err(e),
         Err(PairingError::OriginalOnlyRelay { .. }) => {
             let payload = OriginalPayload { device_id: engine.device_id(), network_id: None, network_secret: None };
             let code = original::create(&relay, &payload).await?;

@@ -2,6 +2,7 @@
 //! once Syncthing reports the other machine connected; the host configures us (device and all
 //! three folders) before it answers the exchange, so a connection means the folders are shared.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -12,11 +13,11 @@ use super::Report;
 use crate::daemon::invite_completion::my_info;
 use crate::daemon::invites;
 use crate::device_id::DeviceId;
-use crate::engine::{BinaryLocator, Engine};
+use crate::engine::{BinaryLocator, Engine, NetworkProfile};
 use crate::error::{Error, Result};
-use crate::pairing::exchange::guest::{self, Claimed};
+use crate::pairing::exchange::guest;
 use crate::pairing::name_tag::tagged_name;
-use crate::pairing::original::{self, OriginalCode};
+use crate::pairing::original::{self, OriginalCode, OriginalPayload};
 use crate::pairing::{JoinCode, Mailbox, PairingCode, PairingError, RelayClient, Slot};
 use crate::root::{SharedFolder, SyncRoot};
 
@@ -78,92 +79,52 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         return Err(own_code());
     }
     let relay = RelayClient::new(&relay_url(options.relay.as_deref()))?;
-    if let JoinCode::Words(words) = &code {
-        preflight(&relay, words).await?;
-    }
     ready_to_set_up(&root).await?;
-
-    // The code is claimed before this machine is set up: of several machines racing for one
-    // code, the losers learn "already used" without starting anything or touching their disk.
-    let out_of_time = || PairingError::Timeout("the inviting machine (is its botsync running?)");
-    let claimed = match &code {
-        JoinCode::Words(words) => {
-            let until = std::time::SystemTime::now() + deadline.saturating_duration_since(Instant::now());
-            let claim = guest::claim_via_relay(&relay, words, until);
-            Some(tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), claim).await.map_err(|_| out_of_time())??)
-        }
+    let route = match &code {
+        JoinCode::Words(words) => match preflight(&relay, words, effective_network(&root, network)?).await? {
+            // The code is claimed before this machine is set up: of several machines racing for
+            // one code, the losers learn "already used" without starting anything.
+            Route::V2 => {
+                let until = std::time::SystemTime::now() + deadline.saturating_duration_since(Instant::now());
+                let claim = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), guest::claim(&relay, words, until))
+                    .await
+                    .map_err(|_| PairingError::Timeout("the inviting machine (is its botsync running?)"))??;
+                Some(Route::Claimed(claim))
+            }
+            other => Some(other),
+        },
         JoinCode::Offline(_) => None,
     };
+
+    let fresh = FreshRoot::before_init(&root);
     let init = InitOptions { root: options.root.clone(), network: network.map(|n| n.to_string()), ..Default::default() };
-    let before = Untouched::note(&root);
-    let mut created = false;
-    let set_up = async {
-        let ready = init_engine(&init).await?;
-        created = ready.created;
-        super::start::start_daemon(&root).await?;
-        Ok::<_, Error>(ready.engine)
+    let ready = match init_engine(&init).await {
+        Ok(ready) => ready,
+        Err(error) => return Err(abandon(route, &relay, error).await),
+    };
+    let fresh = fresh.created(ready.created);
+    let engine = ready.engine;
+    // Until the other machine has us, a failure undoes what this call created: a refused code
+    // leaves no root and no process behind.
+    let events_from = event_position(&engine).await;
+    let exchanged = async {
+        if let Err(error) = super::start::start_daemon(&root).await {
+            return Err(abandon(route, &relay, error).await);
+        }
+        exchange(&engine, code, route, &relay, deadline).await
     }
     .await;
-    let engine = match set_up {
-        Ok(engine) => engine,
+    let (peer, kind, members, tagged) = match exchanged {
+        Ok(paired) => paired,
         Err(error) => {
-            if let Some(Claimed::V2(claim)) = claimed {
-                claim.abandon(&relay, &error.to_string()).await;
-            }
-            if created {
-                before.restore(&root).await;
-            }
+            fresh.undo(&engine).await;
             return Err(error);
         }
     };
-    let me = my_info(&engine, None);
     let my_id = engine.device_id();
-
-    let (peer, kind, members, tagged) = match (code, claimed) {
-        (JoinCode::Words(_), Some(Claimed::V2(claim))) => {
-            let exchange = claim.finish(&relay, &me);
-            let exchanged = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exchange)
-                .await
-                .unwrap_or(Err(PairingError::Timeout("the inviting machine to answer")))
-                .map_err(Error::from)
-                .and_then(|host| if host.device_id == my_id { Err(own_code()) } else { Ok(host) });
-            let host = match exchanged {
-                Ok(host) => host,
-                Err(error) => {
-                    // Nobody paired with a root set up for this join (a wrong code, a host that
-                    // refused or never answered): leave the machine as it was.
-                    if created {
-                        before.restore(&root).await;
-                    }
-                    return Err(error);
-                }
-            };
-            engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
-            for member in host.members.iter().filter(|m| m.device_id != my_id) {
-                engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
-            }
-            let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
-            (peer, "relay", host.members.len() as u32, false)
-        }
-        (JoinCode::Words(words), Some(Claimed::Original(payload))) => {
-            let tag = original::device_name_tag(&OriginalCode::from(&words), &my_id);
-            announce_name(&engine, &tagged_name(engine.device_name(), &tag)).await?;
-            engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
-            (PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true)
-        }
-        (JoinCode::Offline(offline), _) => {
-            if offline.device_id == my_id {
-                return Err(own_code());
-            }
-            announce_name(&engine, &tagged_name(engine.device_name(), &offline.device_name_tag(&my_id))).await?;
-            engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
-            (PairedPeer { device_id: offline.device_id.to_string(), name: UNNAMED_HOST.into() }, "offline", 0, true)
-        }
-        (JoinCode::Words(_), None) => unreachable!("word codes are claimed above"),
-    };
     let paired_ms = started.elapsed().as_millis() as u32;
     let peer_id: DeviceId = peer.device_id.parse().map_err(|e| Error::Internal(format!("{e}")))?;
-    let connected = wait_connected(&engine, &peer_id, deadline).await;
+    let connected = wait_connected(&engine, &peer_id, events_from, deadline).await;
     if tagged {
         // The tag has done its job once the host accepted us; keep our plain name from now on.
         announce_name(&engine, engine.device_name()).await?;
@@ -172,6 +133,11 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         peer: format!("{} ({})", peer.name, &peer.device_id[..7]),
         waited_s: timeout.as_secs(),
     })?;
+    // Sharing a folder with a new device restarts it in Syncthing; a file written during that
+    // restart would wait for Syncthing's own watcher. Done means ready to sync at full speed.
+    if let Some(folder) = wait_folders_ready(&engine, deadline).await {
+        return Err(Error::FolderNotReady { folder, waited_s: timeout.as_secs() });
+    }
     Ok(JoinReport {
         root: root.path().display().to_string(),
         device_id: my_id.to_string(),
@@ -188,52 +154,141 @@ fn own_code() -> Error {
     PairingError::CodeInvalid("this is this machine's own code: run `botsync join` with it on the other machine".into()).into()
 }
 
-/// Refuses a dead code before anything is set up on this machine: relay down, code unknown or
-/// already used. (An unknown mailbox may still be an original-protocol code, which cannot be
-/// peeked at without using it up, so that case goes on to the exchange.)
-async fn preflight(relay: &RelayClient, code: &PairingCode) -> Result<(), PairingError> {
+/// How a word code pairs, as far as the relay can tell before this machine is set up.
+enum Route {
+    /// A v2 mailbox waiting for a guest.
+    V2,
+    /// A v2 code this machine has claimed (its SPAKE2 message is in): nobody else can use it.
+    Claimed(guest::Claim),
+    /// An original-protocol code, already traded for the host's device ID (it works once).
+    Original(OriginalPayload),
+}
+
+/// Refuses a dead code before anything is set up on this machine: relay down or not a relay,
+/// code unknown or already used. A code without a v2 mailbox may be an original-protocol code;
+/// it is traded for the host's device ID here, which uses it up, so that an expired code too is
+/// refused before anything exists on disk.
+async fn preflight(relay: &RelayClient, code: &PairingCode, network: NetworkProfile) -> Result<Route> {
     match relay.get(code.mailbox(), Slot::GuestPake, Duration::ZERO).await {
-        Ok(Some(_)) => Err(PairingError::CodeAlreadyUsed),
-        Ok(None) | Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// What of a root existed before `join` set it up, so a join that paired nobody can take back
-/// what it created (processes, state, empty folders) and leave the machine as it found it.
-struct Untouched {
-    root_existed: bool,
-    existed: Vec<(std::path::PathBuf, bool)>,
-}
-
-impl Untouched {
-    fn note(root: &SyncRoot) -> Untouched {
-        let mut paths = vec![root.state_dir(), root.manifest_file()];
-        paths.extend(SharedFolder::ALL.map(|f| root.folder_dir(f)));
-        Untouched { root_existed: root.path().exists(), existed: paths.into_iter().map(|p| { let e = p.exists(); (p, e) }).collect() }
-    }
-
-    async fn restore(self, root: &SyncRoot) {
-        let _ = crate::daemon::process::stop(root).await;
-        if let Ok(engine) = Engine::load(root) {
-            let _ = engine.stop().await;
+        Ok(Some(_)) => Err(PairingError::CodeAlreadyUsed.into()),
+        Ok(None) => Ok(Route::V2),
+        Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => {
+            let payload = original::lookup(relay, &OriginalCode::from(code)).await?;
+            if network == NetworkProfile::Direct {
+                // The original protocol tells us only the host's device ID; with discovery off
+                // neither side could ever find the other.
+                return Err(Error::Usage(
+                    "this code comes from a relay that speaks only the original protocol, whose machines find each other by discovery, which the `direct` network profile turns off: get a new code and join with --network lan or internet, or ask for an offline code (`botsync invite --offline`)".into(),
+                ));
+            }
+            Ok(Route::Original(payload))
         }
-        if !self.root_existed {
-            let _ = std::fs::remove_dir_all(root.path());
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The profile this root will have: the one asked for, else the one it has, else the default.
+fn effective_network(root: &SyncRoot, asked: Option<NetworkProfile>) -> Result<NetworkProfile> {
+    if let Some(network) = asked {
+        return Ok(network);
+    }
+    Ok(Engine::open(root)?.map(|engine| engine.network()).unwrap_or_default())
+}
+
+type Exchanged = (PairedPeer, &'static str, u32, bool);
+
+/// The pairing proper: the v2 exchange, or adopting the host of an original or offline code.
+async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: &RelayClient, deadline: Instant) -> Result<Exchanged> {
+    let me = my_info(engine, None);
+    let my_id = engine.device_id();
+    match (code, route) {
+        (JoinCode::Words(_), Some(Route::Claimed(claim))) => {
+            let exchange = claim.finish(relay, &me);
+            let host = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exchange)
+                .await
+                .map_err(|_| PairingError::Timeout("the inviting machine to answer"))??;
+            if host.device_id == my_id {
+                return Err(own_code());
+            }
+            engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
+            for member in host.members.iter().filter(|m| m.device_id != my_id) {
+                engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+            }
+            let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
+            Ok((peer, "relay", host.members.len() as u32, false))
+        }
+        (JoinCode::Words(words), Some(Route::Original(payload))) => {
+            if payload.device_id == my_id {
+                return Err(own_code());
+            }
+            let tag = original::device_name_tag(&OriginalCode::from(&words), &my_id);
+            announce_name(engine, &tagged_name(engine.device_name(), &tag)).await?;
+            engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
+            Ok((PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true))
+        }
+        (JoinCode::Offline(offline), _) => {
+            if offline.device_id == my_id {
+                return Err(own_code());
+            }
+            announce_name(engine, &tagged_name(engine.device_name(), &offline.device_name_tag(&my_id))).await?;
+            engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
+            Ok((PairedPeer { device_id: offline.device_id.to_string(), name: UNNAMED_HOST.into() }, "offline", 0, true))
+        }
+        (JoinCode::Words(_), None | Some(Route::V2)) => {
+            Err(Error::Internal("a word code reached the exchange without a preflight and a claim".into()))
+        }
+    }
+}
+
+/// What a `join` on a root that did not exist yet must remove if the pairing fails: the
+/// directories and files it created, and the processes it started.
+struct FreshRoot {
+    root: SyncRoot,
+    /// Paths that did not exist before `init`, topmost first (only filled once `init` created the root).
+    new_paths: Vec<PathBuf>,
+}
+
+impl FreshRoot {
+    fn before_init(root: &SyncRoot) -> FreshRoot {
+        let path = root.path();
+        let new_paths = if !path.exists() {
+            // The whole new branch, from the topmost directory that is missing.
+            vec![path.ancestors().take_while(|a| !a.exists()).last().unwrap_or(path).to_owned()]
+        } else {
+            let mut candidates = vec![root.state_dir(), root.manifest_file()];
+            candidates.extend(SharedFolder::ALL.map(|folder| root.folder_dir(folder)));
+            candidates.into_iter().filter(|p| !p.exists()).collect()
+        };
+        FreshRoot { root: root.clone(), new_paths }
+    }
+
+    /// Keeps the list only if `init` created the root; an existing root is never undone.
+    fn created(mut self, created: bool) -> FreshRoot {
+        if !created {
+            self.new_paths.clear();
+        }
+        self
+    }
+
+    async fn undo(self, engine: &Engine) {
+        if self.new_paths.is_empty() {
             return;
         }
-        for (path, _) in self.existed.into_iter().filter(|(_, existed)| !existed) {
-            if path == root.state_dir() {
-                let _ = std::fs::remove_dir_all(&path);
-            } else if path.is_dir() {
-                // A shared folder: removed only while it holds nothing but Syncthing's marker.
-                let _ = std::fs::remove_dir(path.join(".stfolder"));
-                let _ = std::fs::remove_dir(&path);
-            } else {
-                let _ = std::fs::remove_file(&path);
-            }
+        let _ = crate::daemon::process::stop(&self.root).await;
+        let _ = engine.stop().await;
+        for path in self.new_paths {
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         }
     }
+}
+
+/// A claimed code whose joiner cannot go on: the host is told at once (instead of waiting until
+/// the code expires). Returns `error` for the caller to report.
+async fn abandon(route: Option<Route>, relay: &RelayClient, error: Error) -> Error {
+    if let Some(Route::Claimed(claim)) = route {
+        claim.abandon(relay, &error.to_string()).await;
+    }
+    error
 }
 
 /// Fails, without changing anything, where setting this machine up would fail after the code is
@@ -257,21 +312,78 @@ async fn announce_name(engine: &Engine, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The connection's address once Syncthing reports `peer` connected; `None` at the deadline.
-async fn wait_connected(engine: &Engine, peer: &DeviceId, deadline: Instant) -> Option<String> {
+/// Where the engine's event stream stands, taken before any peer is added, so that no
+/// connection event of the pairing is missed.
+async fn event_position(engine: &Engine) -> u64 {
+    let events: Vec<serde_json::Value> = engine
+        .rest()
+        .get_json("/rest/events", &[("since", "0"), ("limit", "1"), ("timeout", "0")])
+        .await
+        .unwrap_or_default();
+    events.last().and_then(|e| e["id"].as_u64()).unwrap_or(0)
+}
+
+/// The connection's address once `peer` has accepted us; `None` at the deadline.
+///
+/// "Connected" alone is not enough: Syncthing reports a connection as soon as the TLS and Hello
+/// exchange is done, and a host that does not know us yet (every original or offline join: the
+/// host learns of us from that very connection) drops it a moment later as an unknown device.
+/// Syncthing tells its own name only to devices it knows, so the `DeviceConnected` event of a
+/// connection the peer accepted carries the peer's name, and one it is about to reject an empty one.
+async fn wait_connected(engine: &Engine, peer: &DeviceId, mut since: u64, deadline: Instant) -> Option<String> {
     let rest = engine.rest();
     let key = peer.to_string();
+    let mut accepted = false;
     loop {
-        if let Ok(connections) = rest.connections().await {
-            if let Some(connection) = connections.connections.get(&key).filter(|c| c.connected) {
-                return Some(connection.address.clone());
+        let position = since.to_string();
+        let query = [("since", position.as_str()), ("timeout", "1")];
+        match rest.get_json::<Vec<serde_json::Value>>("/rest/events", &query).await {
+            Ok(events) => {
+                for event in events {
+                    since = since.max(event["id"].as_u64().unwrap_or(since));
+                    if event["data"]["id"].as_str() != Some(key.as_str()) {
+                        continue;
+                    }
+                    match event["type"].as_str() {
+                        Some("DeviceConnected") => {
+                            accepted = event["data"]["deviceName"].as_str().is_some_and(|name| !name.is_empty());
+                        }
+                        Some("DeviceDisconnected") => accepted = false,
+                        _ => {}
+                    }
+                }
+            }
+            Err(_) => tokio::time::sleep(CONNECT_POLL).await,
+        }
+        if accepted {
+            if let Ok(connections) = rest.connections().await {
+                if let Some(connection) = connections.connections.get(&key).filter(|c| c.connected) {
+                    return Some(connection.address.clone());
+                }
             }
         }
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(CONNECT_POLL).await;
     }
+}
+
+/// Waits until every shared folder is running and idle; returns the first that is not at the deadline.
+async fn wait_folders_ready(engine: &Engine, deadline: Instant) -> Option<String> {
+    let rest = engine.rest();
+    for folder in SharedFolder::ALL {
+        loop {
+            let state = rest.db_status(folder.folder_id()).await.map(|s| s.state).unwrap_or_default();
+            if state == "idle" {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Some(format!("{} ({})", folder.folder_id(), if state.is_empty() { "not running" } else { &state }));
+            }
+            tokio::time::sleep(CONNECT_POLL).await;
+        }
+    }
+    None
 }
 
 impl Report for JoinReport {

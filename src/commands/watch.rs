@@ -107,6 +107,7 @@ impl Completion {
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 const CHECK_EVERY: Duration = Duration::from_millis(200);
+const CONFIRM_AFTER: Duration = Duration::from_millis(50);
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Resolves once this machine has what its peers offer and every connected peer has everything
@@ -151,6 +152,7 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
             None => short.to_string(),
         }
     };
+    let mut confirmed = false;
     loop {
         let connections: Connections = link.get_json("/rest/system/connections", API_TIMEOUT).await?;
         let connected = |id: &str| connections.connections.get(id).is_some_and(|c| c.connected);
@@ -199,6 +201,13 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
         } else if !any_connected {
             incomplete.push("no peer is connected".into());
         }
+        if incomplete.is_empty() && !confirmed {
+            // Syncthing 1.19 counts a peer's finished download before the peer has renamed the
+            // file into place; one more look shortly after lets that last step land.
+            confirmed = true;
+            tokio::time::sleep(CONFIRM_AFTER).await;
+            continue;
+        }
         if incomplete.is_empty() {
             // A peer counted in one folder but behind in another is in `incomplete`, so all are in sync here.
             return Ok(SyncReport {
@@ -207,6 +216,7 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
                 waited_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
             });
         }
+        confirmed = false;
         if Instant::now() + CHECK_EVERY > deadline {
             return Err(timeout(started, incomplete));
         }

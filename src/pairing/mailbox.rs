@@ -43,6 +43,17 @@ impl Slot {
     pub fn parse(text: &str) -> Option<Slot> {
         Slot::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Position in `ALL`, for stores that keep a mailbox's slots in an array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The guest's last step: once it has read this slot the exchange is over, so reading it
+    /// deletes the whole mailbox (pairing data is dropped on first read).
+    pub fn consumes_mailbox(self) -> bool {
+        self == Slot::HostData
+    }
 }
 
 impl std::fmt::Display for Slot {

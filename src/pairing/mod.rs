@@ -31,7 +31,8 @@ pub enum PairingError {
     /// The text is not a code (wrong word count, unknown word); the message says which part.
     #[error("{0}")]
     CodeInvalid(String),
-    #[error("this pairing code is unknown or has expired (codes last 10 minutes); get a new one with `botsync invite`")]
+    // The relay forgets a mailbox once the exchange completed, so a code used to the end reads as unknown.
+    #[error("this pairing code is unknown, expired or already used (codes last 10 minutes and work once); get a new one with `botsync invite`")]
     CodeExpired,
     #[error("this pairing code was already used by another machine (a code works once); get a new one with `botsync invite`")]
     CodeAlreadyUsed,

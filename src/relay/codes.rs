@@ -15,9 +15,7 @@ pub const PAIR_CODE_WORDS: usize = 5;
 pub const MAILBOX_WORDS: usize = 2;
 
 /// The BIP-39 English word list, the only vocabulary of codes.
-pub fn word_list() -> &'static [&'static str; 2048] {
-    Language::English.word_list()
-}
+pub use crate::pairing::wordlist::words as word_list;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
@@ -107,49 +105,12 @@ impl fmt::Display for MailboxId {
     }
 }
 
-/// The four write-once slots of a mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Slot {
-    HostPake,
-    GuestPake,
-    GuestData,
-    HostData,
-}
+/// The four write-once slots of a mailbox: the protocol's own type, shared with the client.
+pub use crate::pairing::Slot;
 
-impl Slot {
-    pub const ALL: [Slot; 4] = [Slot::HostPake, Slot::GuestPake, Slot::GuestData, Slot::HostData];
-
-    pub fn parse(text: &str) -> Result<Self, CodeError> {
-        Slot::ALL
-            .into_iter()
-            .find(|slot| slot.as_str() == text)
-            .ok_or_else(|| CodeError::UnknownSlot(text.chars().take(32).collect()))
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Slot::HostPake => "host-pake",
-            Slot::GuestPake => "guest-pake",
-            Slot::GuestData => "guest-data",
-            Slot::HostData => "host-data",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The guest's last step: once it has read this slot the exchange is over, so reading it
-    /// deletes the whole mailbox (pairing data is dropped on first read).
-    pub fn consumes_mailbox(self) -> bool {
-        self == Slot::HostData
-    }
-}
-
-impl fmt::Display for Slot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// A slot named in a request path.
+pub fn parse_slot(text: &str) -> Result<Slot, CodeError> {
+    Slot::parse(text).ok_or_else(|| CodeError::UnknownSlot(text.chars().take(32).collect()))
 }
 
 #[cfg(test)]
@@ -191,9 +152,9 @@ mod tests {
     #[test]
     fn slots_round_trip() {
         for slot in Slot::ALL {
-            assert_eq!(Slot::parse(slot.as_str()).unwrap(), slot);
+            assert_eq!(parse_slot(slot.as_str()).unwrap(), slot);
         }
-        assert!(Slot::parse("host").is_err());
+        assert_eq!(parse_slot("host"), Err(CodeError::UnknownSlot("host".into())));
         assert!(Slot::HostData.consumes_mailbox());
         assert!(!Slot::GuestData.consumes_mailbox());
     }

@@ -29,7 +29,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::codes::{MailboxId, PairCode, Slot};
+use super::codes::{self, MailboxId, PairCode, Slot};
 use super::rate_limit::{self, RateLimits, Verdict};
 use super::store::{PairingRecord, RateClass, SecretHash, SlotRead, SlotWrite, Store, StoreError};
 
@@ -382,7 +382,7 @@ fn parse_slot_path(path: Result<Path<(String, String)>, PathRejection>) -> Resul
         return Err(ApiError::bad_request("invalid mailbox path"));
     };
     let mailbox = parse_mailbox(&mailbox)?;
-    let slot = Slot::parse(&slot).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let slot = codes::parse_slot(&slot).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((mailbox, slot))
 }
 

@@ -38,6 +38,9 @@ pub fn isolated(name: &str, body: impl FnOnce(&Path)) {
         // Never the user's real download cache; Debian's Syncthing unless a test says otherwise.
         .env("XDG_DATA_HOME", scratch.path().join("xdg-data"))
         .env("BOTSYNC_SYNCTHING", "/usr/bin/syncthing")
+        .env("BOTSYNC_DAEMON_BIN", env!("CARGO_BIN_EXE_botsync-daemon"))
+        // Nothing listens on the discard port: tests that do not start a relay get offline codes.
+        .env("BOTSYNC_RELAY", "http://127.0.0.1:9")
         .env_remove("BOTSYNC_ROOT")
         .output()
         .expect("run unshare (tests need root for network namespaces)");
@@ -82,13 +85,14 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     found
 }
 
-/// Stops a root's Syncthing and background process when dropped, also when the test panics.
+/// Stops a root's background process and Syncthing when dropped, also when the test panics.
 pub struct StopOnDrop(pub SyncRoot);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = botsync::daemon::process::running_pid(&self.0) {
-            let _ = process::terminate_marked(&[pid], &botsync::daemon::process::root_arg(&self.0), std::time::Duration::from_secs(5));
+            let marker = botsync::daemon::process::root_arg(&self.0);
+            let _ = process::terminate_marked(&[pid], &marker, std::time::Duration::from_secs(5));
         }
         let home = botsync::engine::home_dir(&self.0);
         let record = process::read_pid_record(&process::pid_path(&self.0.state_dir()));
