@@ -306,7 +306,7 @@ fn a_root_the_user_cannot_read_is_refused() {
         block_on(commands::stop::run(&root_options(&initialized))).unwrap();
 
         let as_nobody = |args: &[&str]| -> CliRun {
-            let mut command = cli_command(None, args);
+            let command = cli_command(None, args);
             let program = command.get_program().to_owned();
             let inner_args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
             let envs: Vec<_> = command.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();

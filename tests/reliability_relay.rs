@@ -10,7 +10,7 @@ mod relay_support;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use botsync::relay::{MailboxId, PairCode, RateLimits, RelayConfig, Slot};
+use botsync::relay::{MailboxId, PairCode, RateLimits, RelayConfig};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -102,7 +102,7 @@ proptest! {
             prop_assert_eq!(again.as_str(), mailbox.as_str());
             prop_assert_eq!(mailbox.as_str().split('-').count(), 2);
         }
-        if let Ok(slot) = Slot::parse(&text) {
+        if let Ok(slot) = botsync::relay::codes::parse_slot(&text) {
             prop_assert_eq!(slot.as_str(), text.as_str());
         }
     }
