@@ -27,14 +27,24 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     let code = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
         let (stop, shutdown) = tokio::sync::watch::channel(false);
+        // Every handler is in place before `run` publishes our PID: SIGUSR1's default action
+        // would end the process.
+        let (mut term, mut int) = (signal(SignalKind::terminate()).expect("SIGTERM"), signal(SignalKind::interrupt()).expect("SIGINT"));
+        let mut nudges = signal(SignalKind::user_defined1()).expect("SIGUSR1");
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let woken = wake.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (mut term, mut int) = (signal(SignalKind::terminate()).expect("SIGTERM"), signal(SignalKind::interrupt()).expect("SIGINT"));
+            while nudges.recv().await.is_some() {
+                woken.notify_one();
+            }
+        });
+        tokio::spawn(async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             let _ = stop.send(true);
         });
-        match botsync::daemon::run(root, shutdown).await {
+        match botsync::daemon::run(root, shutdown, wake).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("botsync-daemon: {e}");

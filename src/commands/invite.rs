@@ -112,6 +112,7 @@ pub async fn issue(engine: &Engine, options: &InviteOptions) -> Result<InviteRep
         }
     };
     invites::save(root, &record)?;
+    crate::daemon::process::nudge(root);
     let mut report = InviteReport {
         id: record.id.clone(),
         code: record.code().to_string(),

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::notify::{BotsyncEvent, Peer};
 
@@ -18,7 +18,11 @@ use crate::pairing::original::{self, OriginalCode};
 use crate::pairing::pake::HostSeed;
 use crate::pairing::{host, MemberInfo, OfflineCode, PairingCode, PairingError, PeerInfo, RelayClient};
 
-const SCAN_EVERY: Duration = Duration::from_millis(200);
+/// How often pending devices are checked while an original-protocol or offline invite is open.
+const TAG_CHECK_EVERY: Duration = Duration::from_millis(200);
+/// Otherwise the invites folder is read when the CLI nudges us after recording an invite, and
+/// this often as a safety net (expiry, clean-up, a nudge lost to a race).
+const IDLE_RECHECK: Duration = Duration::from_secs(10);
 
 /// This machine as the other side should see it: where to reach us, and the rest of the mesh.
 pub fn my_info(engine: &Engine, except: Option<&DeviceId>) -> PeerInfo {
@@ -40,7 +44,7 @@ pub fn my_info(engine: &Engine, except: Option<&DeviceId>) -> PeerInfo {
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>, paired: mpsc::Sender<BotsyncEvent>) {
+pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>, paired: mpsc::Sender<BotsyncEvent>, wake: Arc<Notify>) {
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         let records = invites::load_all(engine.root());
@@ -70,11 +74,13 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>, paired: mp
                 InviteKind::Original { .. } | InviteKind::Offline { .. } => tag_checks.push(record),
             }
         }
+        let pause = if tag_checks.is_empty() { IDLE_RECHECK } else { TAG_CHECK_EVERY };
         if !tag_checks.is_empty() {
             accept_tagged_devices(&engine, tag_checks, &paired).await;
         }
         tokio::select! {
-            _ = tokio::time::sleep(SCAN_EVERY) => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = wake.notified() => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -13,7 +13,9 @@ pub mod watcher;
 use std::io;
 use std::path::PathBuf;
 
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::engine::{Engine, EngineError};
 use crate::root::SyncRoot;
@@ -43,8 +45,9 @@ fn looked_at(paths: &[PathBuf]) -> String {
 }
 
 /// What `botsync-daemon` runs. Returns when `shutdown` turns true, or at once (Ok) if another
-/// daemon already serves this root.
-pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+/// daemon already serves this root. `wake` is notified when a new invite was recorded
+/// (`process::nudge`).
+pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> Result<(), DaemonError> {
     let Some(_lock) = process::InstanceLock::acquire(&root)? else {
         eprintln!("another botsync-daemon already serves {}", root.display());
         return Ok(());
@@ -58,7 +61,7 @@ pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>) -> Result<(), 
         notify::NotifierOptions::default(),
         changed(shutdown.clone()),
     ));
-    tokio::join!(fast_scan::run(&engine, shutdown.clone()), invite_completion::run(engine.clone(), shutdown, paired));
+    tokio::join!(fast_scan::run(&engine, shutdown.clone()), invite_completion::run(engine.clone(), shutdown, paired, wake));
     match notifications.await {
         Ok(Err(e)) => eprintln!("notifications stopped: {e}"),
         Err(e) => eprintln!("notifications task failed: {e}"),

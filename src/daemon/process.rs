@@ -157,6 +157,16 @@ pub async fn ensure_running(root: &SyncRoot) -> Result<DaemonStart, DaemonError>
     }
 }
 
+/// Tells the running daemon (if any) to look at the invites folder now.
+pub fn nudge(root: &SyncRoot) {
+    if let Some(pid) = running_pid(root) {
+        // SAFETY: kill(2) on the PID `running_pid` just verified to be this root's daemon.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGUSR1);
+        }
+    }
+}
+
 /// Stops the daemon if it runs and waits until it is gone; returns its PID. Idempotent.
 pub async fn stop(root: &SyncRoot) -> Result<Option<u32>, DaemonError> {
     let Some(pid) = running_pid(root) else {
