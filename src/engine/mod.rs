@@ -395,6 +395,7 @@ impl Engine {
         if rest.ping().await.is_ok() {
             return RunState::Running;
         }
+        // A monitor alive and its worker not answering yet (just started, or being restarted).
         if self.live_monitor().is_some() {
             RunState::Restarting
         } else {
@@ -403,15 +404,14 @@ impl Engine {
     }
 
     /// The monitor from the PID file, or (file missing or damaged) from /proc: the process of
-    /// ours that is the parent of another process of ours.
+    /// ours that is not a worker.
     fn live_monitor(&self) -> Option<u32> {
         let home = self.home();
         let recorded = process::read_pid_record(&process::pid_path(&self.root.state_dir())).map(|r| r.monitor);
         if let Some(pid) = recorded.filter(|&pid| process::is_ours(pid, &home)) {
             return Some(pid);
         }
-        let ours = process::our_processes(&home, None);
-        ours.iter().copied().find(|&pid| process::worker_of(pid, &home).is_some())
+        process::our_processes(&home, None).into_iter().find(|&pid| !process::is_worker(pid))
     }
 
     /// The running monitor and worker PIDs (either may be absent).

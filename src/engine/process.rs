@@ -173,6 +173,15 @@ pub fn our_processes(home: &Path, record: Option<PidRecord>) -> Vec<u32> {
     found
 }
 
+/// Syncthing's monitor starts its worker with `STMONITORED` in the environment (we remove it
+/// from the monitor's own), which tells the two apart even before the worker exists or after
+/// the monitor died.
+pub fn is_worker(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .map(|environ| environ.split(|b| *b == 0).any(|var| var.starts_with(b"STMONITORED=")))
+        .unwrap_or(false)
+}
+
 /// The worker: a process of ours whose parent is the monitor.
 pub fn worker_of(monitor: u32, home: &Path) -> Option<u32> {
     all_pids().into_iter().find(|&pid| parent_pid(pid) == Some(monitor) && is_ours(pid, home))
