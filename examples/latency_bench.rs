@@ -1,17 +1,23 @@
 //! Fast-scan latency benchmark: two paired Syncthings on loopback inside a private network
-//! namespace (the binary re-executes itself under `unshare -n`), measured once as raw Syncthing
-//! (its own watcher only) and once with botsync's watcher + REST scanner attached to the sender.
+//! namespace (the binary re-executes itself under `unshare -n`), measured as raw Syncthing (its
+//! own watcher only), as raw Syncthing driven by one explicit scan when the writer is done (the
+//! floor), and as botsync.
 //!
 //! Run through `bench/latency.sh`. Options (env): BENCH_SAMPLES (1 KiB samples, default 20),
-//! BENCH_OP_SAMPLES (rename/delete samples, 5), BENCH_BIG_MIB (256), BENCH_SMALL_N (2000),
-//! BENCH_IDLE_S (idle CPU window, 20), BENCH_RAW_DELAY_S (Syncthing's fsWatcherDelayS on both
-//! sides of the raw and "ours" setups; default 10, Syncthing's own default, which is what a user
-//! of raw Syncthing gets; 1 is the fastest raw Syncthing allows), BENCH_ONLY=comma list of
-//! raw,ours,botsync (default raw,botsync).
+//! BENCH_OP_SAMPLES (rename/delete/pair samples, 5), BENCH_BIG_MIB (256), BENCH_SMALL_N (2000),
+//! BENCH_MANY_N (20000) and BENCH_MANY_DIRS (200), BENCH_IDLE_S (idle CPU window, 20),
+//! BENCH_RAW_DELAY_S (Syncthing's fsWatcherDelayS in the raw, raw-scan and "ours" setups; default
+//! 10, Syncthing's own default, which is what a user of raw Syncthing gets; 1 is the fastest raw
+//! Syncthing allows), BENCH_ONLY=comma list of raw,raw-scan,ours,botsync (default
+//! raw,raw-scan,botsync), BENCH_CASES=comma list of kib,pair,b2b,rename,delete,big,small,many,idle
+//! (default all), BENCH_OURS_DEBOUNCE_MS (the "ours" watcher's debounce; default the daemon's).
+//! The Syncthing binary is $SYNCTHING, else $BOTSYNC_SYNCTHING (which botsync's roots use too).
 //!
 //! The setups are `Subject` implementations:
 //! - `raw`: two Syncthings paired through REST, their own watchers only.
-//! - `ours`: the same raw pair plus botsync's watcher running in this process on the sender.
+//! - `raw-scan`: the same, but the sender's watcher is off and the benchmark itself posts one
+//!   `POST /rest/db/scan` naming the written paths as soon as the writer is done: the floor.
+//! - `ours`: the raw pair plus botsync's watcher running in this process on the sender.
 //! - `botsync`: two real botsync roots, `init` + `join` through an in-process relay (memory
 //!   backend, loopback), `direct` profile, each with its own `botsync-daemon` (fast scans) found
 //!   through BOTSYNC_DAEMON_BIN. Files go from A's shared/ to B's shared/.
@@ -54,23 +60,37 @@ trait Subject {
         Vec::new()
     }
     async fn wait_idle(&self);
+    /// The writer of a case is done; `subs` are the folder-relative paths it wrote (a directory
+    /// stands for everything in it). Only the floor subject acts on it.
+    async fn writer_done(&self, _subs: &[String]) {}
     async fn shutdown(self);
 }
 
-/// Raw Syncthing: both sides with their own watcher only.
+/// Raw Syncthing: both sides with their own watcher only, or (`explicit_scans`) the sender's
+/// watcher off and one explicit scan per finished write.
 struct RawPair {
     pair: Pair,
+    explicit_scans: bool,
 }
 
 impl RawPair {
     async fn start(work: &Path, delay_s: u32) -> RawPair {
-        RawPair { pair: Pair::start(work, "bench", FsWatcher::DelayS(delay_s), FsWatcher::DelayS(delay_s)).await }
+        RawPair { pair: Pair::start(work, "bench", FsWatcher::DelayS(delay_s), FsWatcher::DelayS(delay_s)).await, explicit_scans: false }
+    }
+
+    async fn start_scanned(work: &Path, delay_s: u32) -> RawPair {
+        RawPair { pair: Pair::start(work, "bench", FsWatcher::Off, FsWatcher::DelayS(delay_s)).await, explicit_scans: true }
     }
 }
 
 impl Subject for RawPair {
     fn label(&self) -> String {
-        "raw".into()
+        if self.explicit_scans { "raw-scan".into() } else { "raw".into() }
+    }
+    async fn writer_done(&self, subs: &[String]) {
+        if self.explicit_scans {
+            self.pair.a.scan_many(&self.pair.folder_id, subs).await;
+        }
     }
     fn sender_dir(&self) -> PathBuf {
         self.pair.dir_a.clone()
@@ -99,14 +119,14 @@ struct PairWithWatcher {
 }
 
 impl PairWithWatcher {
-    async fn start(work: &Path, delay_s: u32) -> PairWithWatcher {
+    async fn start(work: &Path, delay_s: u32, config: WatcherConfig) -> PairWithWatcher {
         let raw = RawPair::start(work, delay_s).await;
         let a = &raw.pair.a;
         let scanner = Arc::new(RestScanner::new(a.base_url(), a.api_key.clone()));
         let marks = SuppressionHandle::new();
         let feed = tokio::spawn(feed_item_events(a.base_url(), a.api_key.clone(), marks.clone()));
         let folders = vec![FolderWatch::new(raw.pair.folder_id.clone(), &raw.pair.dir_a)];
-        let watcher = tokio::task::spawn_blocking(move || FastScanWatcher::start(&folders, marks, WatcherConfig::default()))
+        let watcher = tokio::task::spawn_blocking(move || FastScanWatcher::start(&folders, marks, config))
             .await
             .unwrap()
             .expect("watcher starts");
@@ -153,6 +173,8 @@ struct BotsyncPair {
     guard: StopRootsOnDrop,
     _relay: RunningRelay,
     join_connected_ms: u32,
+    /// A 1 KiB file written into A's shared/ the moment `join` returned, until it was on B.
+    first_after_join_ms: Option<f64>,
 }
 
 /// Stops every process of the given roots by PID on drop: the daemons, then Syncthing's monitor
@@ -231,7 +253,18 @@ impl BotsyncPair {
         let a = Engine::load(&guard.0[0]).unwrap();
         let b = Engine::load(&guard.0[1]).unwrap();
         let (a_id, b_id) = (a.device_id(), b.device_id());
-        let pair = BotsyncPair { a, b, a_id, b_id, guard, _relay: relay, join_connected_ms: join.connected_ms };
+        // What `botsync demo` shows: the first file right after pairing.
+        let (send, recv) = (a.root().folder_dir(SharedFolder::Shared), b.root().folder_dir(SharedFolder::Shared));
+        let content = random_bytes(1024);
+        let t0 = Instant::now();
+        std::fs::write(send.join("first-after-join.bin"), &content).unwrap();
+        let mut arrivals = Arrivals::new(&recv);
+        let first_after_join_ms = arrivals
+            .wait(Duration::from_secs(30), Duration::ZERO, || std::fs::read(recv.join("first-after-join.bin")).is_ok_and(|c| c == content))
+            .await
+            .map(|t| ms(t - t0));
+        println!("[botsync] first file after join: {}", first_after_join_ms.map_or("timeout".into(), |v| format!("{v:.1} ms")));
+        let pair = BotsyncPair { a, b, a_id, b_id, guard, _relay: relay, join_connected_ms: join.connected_ms, first_after_join_ms };
         pair.wait_idle().await;
         pair
     }
@@ -327,11 +360,15 @@ impl Arrivals {
 struct Results {
     kib: Vec<f64>,
     kib_timeouts: usize,
+    /// Two 1 KiB files written 10 ms apart: each one's arrival after its own write.
+    pair_first: Vec<f64>,
+    pair_second: Vec<f64>,
     back_to_back: Vec<f64>,
     rename: Vec<f64>,
     delete: Vec<f64>,
     big: Option<f64>,
     small: Option<f64>,
+    many: Option<f64>,
     idle_syncthing_ticks: u64,
     idle_daemon_ticks: u64,
     idle_self_ticks: u64,
@@ -339,6 +376,7 @@ struct Results {
     /// RSS of the daemons (botsync only) at the end of the idle window, KiB each.
     daemon_rss_kib: Vec<u64>,
     idle_s: f64,
+    first_after_join: Option<f64>,
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
@@ -355,116 +393,225 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn measure<S: Subject>(subject: &S, work: &Path) -> Results {
+/// Files in `dir` that are not Syncthing temp files.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with(".syncthing.")).count())
+        .unwrap_or(0)
+}
+
+/// Which cases run (BENCH_CASES, default all).
+struct Cases(Vec<String>);
+
+impl Cases {
+    const ALL: &'static str = "kib,pair,b2b,rename,delete,big,small,many,idle";
+
+    fn from_env() -> Cases {
+        let list = std::env::var("BENCH_CASES").unwrap_or_else(|_| Self::ALL.into());
+        let cases: Vec<String> = list.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+        for case in &cases {
+            assert!(Self::ALL.split(',').any(|known| known == case), "unknown case {case:?} in BENCH_CASES ({})", Self::ALL);
+        }
+        Cases(cases)
+    }
+
+    fn on(&self, case: &str) -> bool {
+        self.0.iter().any(|c| c == case)
+    }
+}
+
+async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results {
     let samples = env_num("BENCH_SAMPLES", 20) as usize;
     let op_samples = env_num("BENCH_OP_SAMPLES", 5) as usize;
     let big_mib = env_num("BENCH_BIG_MIB", 256);
     let small_n = env_num("BENCH_SMALL_N", 2000) as usize;
+    let many_n = env_num("BENCH_MANY_N", 20_000) as usize;
+    let many_dirs = env_num("BENCH_MANY_DIRS", 200).max(1) as usize;
     let idle_s = env_num("BENCH_IDLE_S", 20);
     let (send, recv) = (subject.sender_dir(), subject.receiver_dir());
     let label = subject.label();
     let mut arrivals = Arrivals::new(&recv);
     let mut r = Results::default();
     let timeout = Duration::from_secs(30);
+    // Rename and delete work on the 1 KiB samples' files.
+    let kib_files = if cases.on("kib") { samples } else { 0 };
 
-    println!("[{label}] 1 KiB A->B x{samples}");
-    for i in 0..samples {
-        tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
-        let content = random_bytes(1024);
-        let name = format!("kib-{i:03}.bin");
+    if cases.on("kib") {
+        println!("[{label}] 1 KiB A->B x{samples}");
+        for i in 0..samples {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
+            let content = random_bytes(1024);
+            let name = format!("kib-{i:03}.bin");
+            let t0 = Instant::now();
+            std::fs::write(send.join(&name), &content).unwrap();
+            subject.writer_done(&[name.clone()]).await;
+            match arrivals.wait(timeout, Duration::ZERO, || std::fs::read(recv.join(&name)).is_ok_and(|c| c == content)).await {
+                Some(t) => r.kib.push(ms(t - t0)),
+                None => r.kib_timeouts += 1,
+            }
+        }
+        subject.wait_idle().await;
+    }
+
+    if cases.on("pair") {
+        // Two files 10 ms apart: Syncthing sleeps 250 ms after each index it sends, so the second
+        // one waits for that unless both went out in one index.
+        println!("[{label}] two 1 KiB files 10 ms apart x{op_samples}");
+        for i in 0..op_samples {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(400..900))).await;
+            let names = [format!("pair-{i:03}-a.bin"), format!("pair-{i:03}-b.bin")];
+            let contents = [random_bytes(1024), random_bytes(1024)];
+            let t0 = Instant::now();
+            std::fs::write(send.join(&names[0]), &contents[0]).unwrap();
+            tokio::time::sleep_until((t0 + Duration::from_millis(10)).into()).await;
+            let t1 = Instant::now();
+            std::fs::write(send.join(&names[1]), &contents[1]).unwrap();
+            subject.writer_done(&names).await;
+            let (mut first, mut second) = (None, None);
+            let arrived = |k: usize| std::fs::read(recv.join(&names[k])).is_ok_and(|c| c == contents[k]);
+            arrivals
+                .wait(timeout, Duration::ZERO, || {
+                    let now = Instant::now();
+                    if first.is_none() && arrived(0) {
+                        first = Some(ms(now - t0));
+                    }
+                    if second.is_none() && arrived(1) {
+                        second = Some(ms(now - t1));
+                    }
+                    first.is_some() && second.is_some()
+                })
+                .await;
+            r.pair_first.extend(first);
+            r.pair_second.extend(second);
+        }
+        subject.wait_idle().await;
+    }
+
+    if cases.on("b2b") {
+        // An agent loop: the next file is written as soon as the previous one arrived.
+        println!("[{label}] 1 KiB A->B back-to-back x{op_samples}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for i in 0..op_samples {
+            let content = random_bytes(1024);
+            let name = format!("b2b-{i:03}.bin");
+            let t0 = Instant::now();
+            std::fs::write(send.join(&name), &content).unwrap();
+            subject.writer_done(&[name.clone()]).await;
+            if let Some(t) = arrivals.wait(timeout, Duration::ZERO, || std::fs::read(recv.join(&name)).is_ok_and(|c| c == content)).await {
+                r.back_to_back.push(ms(t - t0));
+            }
+        }
+        subject.wait_idle().await;
+    }
+
+    if cases.on("rename") {
+        println!("[{label}] rename x{}", op_samples.min(kib_files));
+        for i in 0..op_samples.min(kib_files) {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
+            let (from, to) = (format!("kib-{i:03}.bin"), format!("renamed-{i:03}.bin"));
+            let t0 = Instant::now();
+            std::fs::rename(send.join(&from), send.join(&to)).unwrap();
+            subject.writer_done(&[from.clone(), to.clone()]).await;
+            if let Some(t) = arrivals.wait(timeout, Duration::ZERO, || has_len(&recv.join(&to), 1024) && !recv.join(&from).exists()).await {
+                r.rename.push(ms(t - t0));
+            }
+        }
+        subject.wait_idle().await;
+    }
+
+    if cases.on("delete") {
+        println!("[{label}] delete x{}", op_samples.min(kib_files));
+        for i in 0..op_samples.min(kib_files) {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
+            let name = if cases.on("rename") { format!("renamed-{i:03}.bin") } else { format!("kib-{i:03}.bin") };
+            let t0 = Instant::now();
+            std::fs::remove_file(send.join(&name)).unwrap();
+            subject.writer_done(&[name.clone()]).await;
+            if let Some(t) = arrivals.wait(timeout, Duration::ZERO, || !recv.join(&name).exists()).await {
+                r.delete.push(ms(t - t0));
+            }
+        }
+        subject.wait_idle().await;
+    }
+
+    if cases.on("big") {
+        println!("[{label}] {big_mib} MiB file (moved in complete, like raw-syncthing.sh)");
+        let stage = work.join("stage");
+        std::fs::create_dir_all(&stage).unwrap();
+        let big_len = big_mib * 1024 * 1024;
+        {
+            use std::io::Write;
+            let mut f = std::io::BufWriter::new(std::fs::File::create(stage.join("big.bin")).unwrap());
+            let mut chunk = vec![0u8; 1 << 20];
+            for _ in 0..big_mib {
+                rand::rng().fill_bytes(&mut chunk);
+                f.write_all(&chunk).unwrap();
+            }
+            f.into_inner().unwrap().sync_all().unwrap();
+        }
         let t0 = Instant::now();
-        std::fs::write(send.join(&name), &content).unwrap();
-        match arrivals.wait(timeout, Duration::ZERO, || std::fs::read(recv.join(&name)).is_ok_and(|c| c == content)).await {
-            Some(t) => r.kib.push(ms(t - t0)),
-            None => r.kib_timeouts += 1,
-        }
+        std::fs::rename(stage.join("big.bin"), send.join("big.bin")).unwrap();
+        subject.writer_done(&["big.bin".to_string()]).await;
+        r.big = arrivals.wait(Duration::from_secs(900), Duration::ZERO, || has_len(&recv.join("big.bin"), big_len)).await.map(|t| ms(t - t0));
+        subject.wait_idle().await;
     }
-    subject.wait_idle().await;
 
-    // An agent loop: the next file is written as soon as the previous one arrived. Syncthing's
-    // index sender sleeps 250 ms after every index it sends, which no scan can shorten.
-    println!("[{label}] 1 KiB A->B back-to-back x{op_samples}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for i in 0..op_samples {
-        let content = random_bytes(1024);
-        let name = format!("b2b-{i:03}.bin");
+    if cases.on("small") {
+        println!("[{label}] {small_n} x 4 KiB files written in place");
+        let payload = random_bytes(small_n * 4096);
         let t0 = Instant::now();
-        std::fs::write(send.join(&name), &content).unwrap();
-        if let Some(t) = arrivals.wait(timeout, Duration::ZERO, || std::fs::read(recv.join(&name)).is_ok_and(|c| c == content)).await {
-            r.back_to_back.push(ms(t - t0));
+        std::fs::create_dir(send.join("small")).unwrap();
+        for (i, chunk) in payload.chunks(4096).enumerate() {
+            std::fs::write(send.join(format!("small/f{i:05}")), chunk).unwrap();
         }
+        println!("[{label}]   written in {:.0} ms", ms(t0.elapsed()));
+        subject.writer_done(&["small".to_string()]).await;
+        r.small = arrivals.wait(Duration::from_secs(900), Duration::from_millis(10), || count_files(&recv.join("small")) == small_n).await.map(|t| ms(t - t0));
+        subject.wait_idle().await;
     }
-    subject.wait_idle().await;
 
-    println!("[{label}] rename x{op_samples}");
-    for i in 0..op_samples.min(samples) {
-        tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
-        let (from, to) = (format!("kib-{i:03}.bin"), format!("renamed-{i:03}.bin"));
+    if cases.on("many") {
+        println!("[{label}] {many_n} x 1 KiB files across {many_dirs} directories, written in place");
+        let payload = random_bytes(many_n * 1024);
+        let dir_of = |d: usize| format!("many/d{d:03}");
         let t0 = Instant::now();
-        std::fs::rename(send.join(&from), send.join(&to)).unwrap();
-        if let Some(t) = arrivals.wait(timeout, Duration::ZERO, || has_len(&recv.join(&to), 1024) && !recv.join(&from).exists()).await {
-            r.rename.push(ms(t - t0));
+        std::fs::create_dir(send.join("many")).unwrap();
+        for d in 0..many_dirs {
+            std::fs::create_dir(send.join(dir_of(d))).unwrap();
         }
-    }
-    subject.wait_idle().await;
-
-    println!("[{label}] delete x{op_samples}");
-    for i in 0..op_samples.min(samples) {
-        tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
-        let name = format!("renamed-{i:03}.bin");
-        let t0 = Instant::now();
-        std::fs::remove_file(send.join(&name)).unwrap();
-        if let Some(t) = arrivals.wait(timeout, Duration::ZERO, || !recv.join(&name).exists()).await {
-            r.delete.push(ms(t - t0));
+        for (i, chunk) in payload.chunks(1024).enumerate() {
+            std::fs::write(send.join(format!("{}/f{i:05}", dir_of(i % many_dirs))), chunk).unwrap();
         }
+        println!("[{label}]   written in {:.0} ms", ms(t0.elapsed()));
+        subject.writer_done(&["many".to_string()]).await;
+        // Counting 200 directories is not free: look every 100 ms at most, and start with the last
+        // directory (the last file written lands in it).
+        let last_dir = recv.join(dir_of((many_n - 1) % many_dirs));
+        let per_dir = |d: usize| many_n / many_dirs + usize::from(d < many_n % many_dirs);
+        let all_there = || {
+            count_files(&last_dir) == per_dir((many_n - 1) % many_dirs) && (0..many_dirs).all(|d| count_files(&recv.join(dir_of(d))) == per_dir(d))
+        };
+        r.many = arrivals.wait(Duration::from_secs(1800), Duration::from_millis(100), all_there).await.map(|t| ms(t - t0));
+        subject.wait_idle().await;
     }
-    subject.wait_idle().await;
 
-    println!("[{label}] {big_mib} MiB file (moved in complete, like raw-syncthing.sh)");
-    let stage = work.join("stage");
-    std::fs::create_dir_all(&stage).unwrap();
-    let big_len = big_mib * 1024 * 1024;
-    {
-        use std::io::Write;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(stage.join("big.bin")).unwrap());
-        let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..big_mib {
-            rand::rng().fill_bytes(&mut chunk);
-            f.write_all(&chunk).unwrap();
-        }
-        f.into_inner().unwrap().sync_all().unwrap();
+    if cases.on("idle") {
+        println!("[{label}] idle CPU over {idle_s} s");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let pids = subject.cpu_pids();
+        let daemons = subject.daemon_pids();
+        let me = std::process::id();
+        let ticks = |pids: &[u32]| -> u64 { pids.iter().map(|p| proc_cpu_ticks(*p)).sum() };
+        let (st_before, d_before, me_before) = (ticks(&pids), ticks(&daemons), proc_cpu_ticks(me));
+        tokio::time::sleep(Duration::from_secs(idle_s)).await;
+        r.idle_syncthing_ticks = ticks(&pids) - st_before;
+        r.idle_daemon_ticks = ticks(&daemons) - d_before;
+        r.idle_self_ticks = proc_cpu_ticks(me) - me_before;
+        r.idle_s = idle_s as f64;
+        r.daemon_rss_kib = daemons.iter().filter_map(|p| vm_rss_kib(*p)).collect();
     }
-    let t0 = Instant::now();
-    std::fs::rename(stage.join("big.bin"), send.join("big.bin")).unwrap();
-    r.big = arrivals.wait(Duration::from_secs(900), Duration::ZERO, || has_len(&recv.join("big.bin"), big_len)).await.map(|t| ms(t - t0));
-    subject.wait_idle().await;
-
-    println!("[{label}] {small_n} x 4 KiB files written in place");
-    let payload = random_bytes(small_n * 4096);
-    let t0 = Instant::now();
-    std::fs::create_dir(send.join("small")).unwrap();
-    for (i, chunk) in payload.chunks(4096).enumerate() {
-        std::fs::write(send.join(format!("small/f{i:05}")), chunk).unwrap();
-    }
-    let count = || std::fs::read_dir(recv.join("small")).map(|d| d.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with(".syncthing.")).count()).unwrap_or(0);
-    r.small = arrivals.wait(Duration::from_secs(900), Duration::from_millis(10), || count() == small_n).await.map(|t| ms(t - t0));
-    subject.wait_idle().await;
-
-    println!("[{label}] idle CPU over {idle_s} s");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let pids = subject.cpu_pids();
-    let daemons = subject.daemon_pids();
-    let me = std::process::id();
-    let ticks = |pids: &[u32]| -> u64 { pids.iter().map(|p| proc_cpu_ticks(*p)).sum() };
-    let (st_before, d_before, me_before) = (ticks(&pids), ticks(&daemons), proc_cpu_ticks(me));
-    tokio::time::sleep(Duration::from_secs(idle_s)).await;
-    r.idle_syncthing_ticks = ticks(&pids) - st_before;
-    r.idle_daemon_ticks = ticks(&daemons) - d_before;
-    r.idle_self_ticks = proc_cpu_ticks(me) - me_before;
     // SAFETY: sysconf has no preconditions.
     r.tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    r.idle_s = idle_s as f64;
-    r.daemon_rss_kib = daemons.iter().filter_map(|p| vm_rss_kib(*p)).collect();
     r
 }
 
@@ -499,45 +646,75 @@ fn ratio(ours: Option<f64>, raw: Option<f64>) -> String {
     }
 }
 
-fn report(results: &[(&str, Results)], delay_s: u32) {
+fn report(results: &[(&str, Results)], delay_s: u32, version: &str) {
     println!();
-    println!("==== sync latency benchmark (raw/ours: Syncthing fsWatcherDelayS={delay_s}; botsync: its own settings) ====");
+    println!("==== sync latency benchmark, Syncthing {version} (raw/raw-scan/ours: fsWatcherDelayS={delay_s}; botsync: its own settings) ====");
+    println!("load while measuring: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    let ms_or = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
     for (label, r) in results {
         println!("-- {label}");
+        if let Some(v) = r.first_after_join {
+            println!("  first file after join {v:.1} ms");
+        }
         println!("  1 KiB A->B         {} timeouts={}", stats(&r.kib), r.kib_timeouts);
+        println!("  pair: 1st file     {}", stats(&r.pair_first));
+        println!("  pair: 2nd (+10 ms) {}", stats(&r.pair_second));
         println!("  1 KiB back-to-back {}", stats(&r.back_to_back));
         println!("  rename             {}", stats(&r.rename));
         println!("  delete             {}", stats(&r.delete));
-        println!("  big file           {}", r.big.map_or("timeout".into(), |v| format!("{v:.0} ms")));
-        println!("  small files        {}", r.small.map_or("timeout".into(), |v| format!("{v:.0} ms")));
-        println!(
-            "  idle CPU ({:.0} s)    syncthing {} ticks ({:.0} ms), botsync daemons {} ticks ({:.0} ms), bench process {} ticks",
-            r.idle_s,
-            r.idle_syncthing_ticks,
-            r.idle_syncthing_ticks as f64 * r.tick_ms,
-            r.idle_daemon_ticks,
-            r.idle_daemon_ticks as f64 * r.tick_ms,
-            r.idle_self_ticks
-        );
+        println!("  big file           {}", ms_or(r.big));
+        println!("  small files        {}", ms_or(r.small));
+        println!("  many small files   {}", ms_or(r.many));
+        if r.idle_s > 0.0 {
+            println!(
+                "  idle CPU ({:.0} s)    syncthing {} ticks ({:.0} ms), botsync daemons {} ticks ({:.0} ms), bench process {} ticks",
+                r.idle_s,
+                r.idle_syncthing_ticks,
+                r.idle_syncthing_ticks as f64 * r.tick_ms,
+                r.idle_daemon_ticks,
+                r.idle_daemon_ticks as f64 * r.tick_ms,
+                r.idle_self_ticks
+            );
+        }
         if !r.daemon_rss_kib.is_empty() {
             let shown: Vec<String> = r.daemon_rss_kib.iter().map(|k| format!("{:.1} MiB", *k as f64 / 1024.0)).collect();
             println!("  daemon VmRSS       {}", shown.join(" / "));
         }
     }
-    let Some((_, raw)) = results.iter().find(|(l, _)| *l == "raw") else { return };
-    for (label, r) in results.iter().filter(|(l, _)| *l != "raw") {
-        println!("-- ratios {label}/raw (lower is faster)");
-        println!("  1 KiB median       {}", ratio(median(&r.kib), median(&raw.kib)));
-        println!("  back-to-back med   {}", ratio(median(&r.back_to_back), median(&raw.back_to_back)));
-        println!("  rename median      {}", ratio(median(&r.rename), median(&raw.rename)));
-        println!("  delete median      {}", ratio(median(&r.delete), median(&raw.delete)));
-        println!("  big file           {}", ratio(r.big, raw.big));
-        println!("  small files        {}", ratio(r.small, raw.small));
-        println!(
-            "  idle CPU ticks     raw syncthing {} vs {label} syncthing {} + daemons {}",
-            raw.idle_syncthing_ticks, r.idle_syncthing_ticks, r.idle_daemon_ticks
-        );
+    for baseline in ["raw-scan", "raw"] {
+        let Some((_, base)) = results.iter().find(|(l, _)| *l == baseline) else { continue };
+        for (label, r) in results.iter().filter(|(l, _)| *l != baseline && !(baseline == "raw" && *l == "raw-scan")) {
+            println!("-- ratios {label}/{baseline} (lower is faster)");
+            println!("  1 KiB median       {}", ratio(median(&r.kib), median(&base.kib)));
+            println!("  pair 2nd median    {}", ratio(median(&r.pair_second), median(&base.pair_second)));
+            println!("  back-to-back med   {}", ratio(median(&r.back_to_back), median(&base.back_to_back)));
+            println!("  rename median      {}", ratio(median(&r.rename), median(&base.rename)));
+            println!("  delete median      {}", ratio(median(&r.delete), median(&base.delete)));
+            println!("  big file           {}{}", ratio(r.big, base.big), target(baseline, r.big, base.big, 1.05));
+            println!("  small files        {}{}", ratio(r.small, base.small), target(baseline, r.small, base.small, 1.1));
+            println!("  many small files   {}{}", ratio(r.many, base.many), target(baseline, r.many, base.many, 1.1));
+            if base.idle_s > 0.0 {
+                println!(
+                    "  idle CPU ticks     {baseline} syncthing {} vs {label} syncthing {} + daemons {}",
+                    base.idle_syncthing_ticks, r.idle_syncthing_ticks, r.idle_daemon_ticks
+                );
+            }
+        }
     }
+}
+
+/// Issue 14's bulk targets: at most `limit` x the floor, and never slower than raw Syncthing.
+fn target(baseline: &str, ours: Option<f64>, base: Option<f64>, limit: f64) -> String {
+    let (Some(o), Some(b)) = (ours, base) else { return String::new() };
+    let (limit, what) = if baseline == "raw-scan" { (limit, format!("<= {limit} x floor")) } else { (1.0, "<= raw".to_string()) };
+    format!("   target {what}: {}", if o <= b * limit { "met" } else { "MISSED" })
+}
+
+/// `syncthing --version`'s version word, for the report.
+fn syncthing_version() -> String {
+    let Some(bin) = support::syncthing_binary() else { return "?".into() };
+    let out = std::process::Command::new(&bin).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    out.split_whitespace().nth(1).unwrap_or("?").to_string()
 }
 
 fn main() {
@@ -548,39 +725,46 @@ fn main() {
         NetnsRun::Inside => {}
     }
     let delay_s = env_num("BENCH_RAW_DELAY_S", 10) as u32;
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "raw,botsync".into());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "raw,raw-scan,botsync".into());
     let wanted: Vec<&str> = only.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let cases = Cases::from_env();
+    let mut ours_config = WatcherConfig::default();
+    if let Ok(v) = std::env::var("BENCH_OURS_DEBOUNCE_MS") {
+        ours_config.debounce = Duration::from_millis(v.parse().expect("BENCH_OURS_DEBOUNCE_MS is a number of ms"));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // block_on keeps the Syncthings' parent thread (this one) alive for the whole run.
     runtime.block_on(async {
         let mut results: Vec<(&str, Results)> = Vec::new();
+        let version = syncthing_version();
         for label in wanted {
             let work = tempfile::tempdir().unwrap();
             println!("starting subject {label}");
             let r = match label {
-                "raw" => {
-                    let subject = RawPair::start(work.path(), delay_s).await;
-                    let r = measure(&subject, work.path()).await;
+                "raw" | "raw-scan" => {
+                    let subject = if label == "raw" { RawPair::start(work.path(), delay_s).await } else { RawPair::start_scanned(work.path(), delay_s).await };
+                    let r = measure(&subject, work.path(), &cases).await;
                     subject.shutdown().await;
                     r
                 }
                 "ours" => {
-                    let subject = PairWithWatcher::start(work.path(), delay_s).await;
-                    let r = measure(&subject, work.path()).await;
+                    let subject = PairWithWatcher::start(work.path(), delay_s, ours_config.clone()).await;
+                    let r = measure(&subject, work.path(), &cases).await;
                     subject.shutdown().await;
                     r
                 }
                 "botsync" => {
                     let subject = BotsyncPair::start(work.path()).await;
                     println!("[botsync] join -> connected {} ms", subject.join_connected_ms);
-                    let r = measure(&subject, work.path()).await;
+                    let mut r = measure(&subject, work.path(), &cases).await;
+                    r.first_after_join = subject.first_after_join_ms;
                     subject.shutdown().await;
                     r
                 }
-                other => panic!("unknown subject {other:?} in BENCH_ONLY (raw, ours, botsync)"),
+                other => panic!("unknown subject {other:?} in BENCH_ONLY (raw, raw-scan, ours, botsync)"),
             };
             results.push((label, r));
         }
-        report(&results, delay_s);
+        report(&results, delay_s, &version);
     });
 }

@@ -77,7 +77,7 @@ pub(crate) fn parent(path: &str) -> Option<&str> {
 }
 
 /// Whether `ancestor` is `path` itself or one of its parent directories.
-pub(crate) fn covers(ancestor: &str, path: &str) -> bool {
+pub fn covers(ancestor: &str, path: &str) -> bool {
     ancestor.is_empty()
         || path == ancestor
         || (path.len() > ancestor.len() && path.starts_with(ancestor) && path.as_bytes()[ancestor.len()] == b'/')

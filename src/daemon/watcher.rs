@@ -35,7 +35,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
-use super::scanner::{covers, ScanError, Scanner};
+use super::scanner::{parent, ScanError, Scanner};
 
 /// One Syncthing folder to watch: its ID and its absolute directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,10 @@ pub struct WatcherConfig {
     /// A failed scan is retried after this long, up to `max_scan_attempts` times in all.
     pub retry_backoff: Duration,
     pub max_scan_attempts: u32,
+    /// A batch is sent as exact paths (never lifted to a parent directory, which would make
+    /// Syncthing walk again what it just scanned), split into requests of at most this many
+    /// bytes of paths (see [`scan_requests`]).
+    pub max_request_bytes: usize,
 }
 
 impl Default for WatcherConfig {
@@ -102,6 +106,7 @@ impl Default for WatcherConfig {
             busy_ttl: Duration::from_secs(600),
             retry_backoff: Duration::from_millis(500),
             max_scan_attempts: 3,
+            max_request_bytes: 64 * 1024,
         }
     }
 }
@@ -133,6 +138,9 @@ struct MarkMsg {
     kind: MarkKind,
     at: Instant,
 }
+
+/// How often expired echo marks are dropped from memory at most.
+const MARK_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Marks queued while no watcher consumes them are capped: a daemon that forwards events
 /// before (or without) a running watcher must not grow without bound.
@@ -354,6 +362,10 @@ pub(crate) struct Batcher {
     folder_index: HashMap<String, usize>,
     marks: HashMap<(usize, String), Mark>,
     next_prune: Option<Instant>,
+    /// The earliest `due` given to any entry since the last `next_deadline`: a lower bound of
+    /// every new deadline (`ready_at` is never before an entry's `due`), so the event loop can
+    /// skip the full look at a 20,000-path burst after every event.
+    changed_due: Option<Instant>,
 }
 
 impl Batcher {
@@ -363,7 +375,7 @@ impl Batcher {
             .map(|id| FolderState { id: id.clone(), pending: BTreeMap::new(), in_flight: false, last_event: None, bursting: false })
             .collect();
         let folder_index = folder_ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
-        Batcher { cfg, close_events, folders, folder_index, marks: HashMap::new(), next_prune: None }
+        Batcher { cfg, close_events, folders, folder_index, marks: HashMap::new(), next_prune: None, changed_due: None }
     }
 
     fn marked(&self, folder: usize, path: &str, at: Instant) -> bool {
@@ -401,9 +413,21 @@ impl Batcher {
         }
         // A path that keeps changing is still scanned now and then, unless a writer holds it.
         entry.due = if entry.awaiting_close { due } else { due.min(entry.first_event + self.cfg.max_coalesce) };
+        let entry_due = entry.due;
         if state.pending.len() > self.cfg.burst_threshold {
             state.bursting = true;
         }
+        self.note_due(entry_due);
+    }
+
+    fn note_due(&mut self, due: Instant) {
+        self.changed_due = Some(self.changed_due.map_or(due, |t| t.min(due)));
+    }
+
+    /// A lower bound of the next deadline after the changes since the last [`Self::next_deadline`]
+    /// (`None`: nothing new became pending). Cheap, unlike `next_deadline`.
+    pub fn earliest_new_due(&self) -> Option<Instant> {
+        self.changed_due
     }
 
     /// A rename with both ends known (inotify pairs MOVED_FROM/MOVED_TO by cookie). Either end
@@ -445,9 +469,11 @@ impl Batcher {
             entry.awaiting_close = false;
             entry.stamp = None;
             entry.local = true;
+            let entry_due = entry.due;
             if state.pending.len() > self.cfg.burst_threshold {
                 state.bursting = true;
             }
+            self.note_due(entry_due);
         }
     }
 
@@ -460,6 +486,7 @@ impl Batcher {
             folder.pending.clear();
             folder.pending.insert(String::new(), entry);
         }
+        self.note_due(due);
     }
 
     /// An `ItemStarted` / `ItemFinished` report from Syncthing.
@@ -469,7 +496,8 @@ impl Batcher {
         let earliest = msg.at.checked_sub(self.cfg.suppress_lookback).unwrap_or(msg.at);
         let previous = self.marks.get(&key).copied();
         let (from, until) = match msg.kind {
-            MarkKind::Started => (previous.map_or(earliest, |m| m.from.min(earliest)), msg.at + self.cfg.busy_ttl),
+            // Only a mark still live widens the window backwards (expired ones linger until pruned).
+            MarkKind::Started => (previous.filter(|m| m.until >= msg.at).map_or(earliest, |m| m.from.min(earliest)), msg.at + self.cfg.busy_ttl),
             MarkKind::Finished => {
                 // A Started mark that is still live keeps its start; a stale one (a finish for
                 // a later pull of the same path) does not widen the window backwards.
@@ -487,18 +515,26 @@ impl Batcher {
         if pending.get(path).is_some_and(|e| !e.local && e.first_event >= from && e.last_event <= until) {
             pending.remove(path);
         }
-        self.next_prune = Some(self.next_prune.map_or(until, |t| t.min(until)));
+        self.next_prune.get_or_insert(until);
     }
 
+    /// Expired marks match nothing (`marked` checks the window), so pruning is only about memory:
+    /// at most every `MARK_PRUNE_INTERVAL`, not once per expiring mark of a 20,000-file pull.
     fn prune_marks(&mut self, now: Instant) {
         if self.next_prune.is_some_and(|t| t <= now) {
             self.marks.retain(|_, m| m.until >= now);
-            self.next_prune = self.marks.values().map(|m| m.until).min();
+            self.next_prune = self.marks.values().map(|m| m.until).min().map(|t| t.max(now + MARK_PRUNE_INTERVAL));
         }
     }
 
-    /// The next moment `take_ready` may produce a batch, if any entry is pending.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// The next moment `take_ready` may produce a batch, if any entry is pending; starts a new
+    /// [`Self::earliest_new_due`] window.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.changed_due = None;
+        self.deadline()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
         self.folders
             .iter()
             .filter(|f| !f.in_flight)
@@ -540,17 +576,7 @@ impl Batcher {
             for path in &ready {
                 folder.pending.remove(path);
             }
-            // Sorted, so an ancestor comes before the paths it covers (but not necessarily
-            // right before them: `a` < `a-b` < `a/b`).
-            let mut subs: Vec<String> = Vec::with_capacity(ready.len());
-            for path in ready {
-                if !subs.iter().any(|kept| covers(kept, &path)) {
-                    subs.push(path);
-                }
-            }
-            if subs.iter().any(|s| s.is_empty()) {
-                subs.clear();
-            }
+            let subs = uncovered(ready);
             if folder_quiet_at.is_some_and(|t| t <= now) {
                 folder.bursting = false;
             }
@@ -584,7 +610,53 @@ impl Batcher {
             entry.failed_attempts = entry.failed_attempts.max(attempts);
             entry.due = entry.due.max(due);
         }
+        self.note_due(due);
     }
+}
+
+/// Drops the paths an ancestor in the list already covers; an empty path (the folder root) means
+/// the whole folder, i.e. no subs at all. Each path looks up its own ancestors, so a burst of
+/// 20,000 paths costs 20,000 short walks up, not 20,000 x 20,000 comparisons.
+fn uncovered(paths: Vec<String>) -> Vec<String> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return Vec::new();
+    }
+    let all: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let has_ancestor = |path: &str| {
+        let mut p = path;
+        while let Some(up) = parent(p) {
+            if all.contains(up) {
+                return true;
+            }
+            p = up;
+        }
+        false
+    };
+    let keep: Vec<bool> = paths.iter().map(|p| !has_ancestor(p)).collect();
+    paths.into_iter().zip(keep).filter_map(|(p, k)| k.then_some(p)).collect()
+}
+
+/// Splits a batch's paths into scan requests of at most `max_bytes` of paths each: Syncthing
+/// reads the paths from the request's URL (`sub=` parameters, which its HTTP server caps at
+/// 1 MiB with the headers), and names are up to 4 KiB long. Every path goes into exactly one
+/// request, in order; an empty batch (the whole folder) is one request with no paths.
+pub(crate) fn scan_requests(subs: &[String], max_bytes: usize) -> Vec<&[String]> {
+    if subs.is_empty() {
+        return vec![subs];
+    }
+    let mut requests = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, sub) in subs.iter().enumerate() {
+        // `&sub=` plus the path; percent-encoding can triple non-ASCII bytes.
+        let cost = 5 + sub.len() * if sub.is_ascii() { 1 } else { 3 };
+        if i > start && bytes + cost > max_bytes {
+            requests.push(&subs[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += cost;
+    }
+    requests.push(&subs[start..]);
+    requests
 }
 
 /// Decides whether a pending entry whose `due` time has come can be scanned now; if not, moves
@@ -706,14 +778,15 @@ impl FastScanWatcher {
         let mut scans: JoinSet<Result<(), ScanError>> = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, Batch> = HashMap::new();
         let suppression = self.suppression.clone();
+        let mut deadline = self.batcher.next_deadline();
         loop {
-            let deadline = self.batcher.next_deadline();
             let timer = async move {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             };
+            let mut only_events = false;
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
@@ -735,21 +808,46 @@ impl FastScanWatcher {
                     while let Ok(event) = self.events.try_recv() {
                         self.handle(event, Instant::now());
                     }
+                    only_events = true;
                 }
                 _ = suppression.shared.wake.notified() => {}
                 _ = timer => {}
             }
-            for mark in suppression.drain() {
-                self.batcher.on_mark(&mark);
+            let marks = suppression.drain();
+            for mark in &marks {
+                self.batcher.on_mark(mark);
+            }
+            // Only fs events came in, and nothing can be due yet: skip the full look, which
+            // costs a pass over every pending path (a burst of 20,000 paths would otherwise
+            // cost 20,000 x its events). Timers, scan results and marks always look again.
+            let now = Instant::now();
+            if only_events && marks.is_empty() && deadline.is_none_or(|t| t > now) {
+                match self.batcher.earliest_new_due() {
+                    None => continue,
+                    Some(due) if due > now => {
+                        deadline = Some(deadline.map_or(due, |t| t.min(due)));
+                        continue;
+                    }
+                    Some(_) => {}
+                }
             }
             let roots = &self.watched;
             let stat = |folder: usize, rel: &str| FileStamp::of(&roots[folder].path.join(rel));
+            let max_bytes = self.batcher.cfg.max_request_bytes;
             for batch in self.batcher.take_ready(Instant::now(), &stat) {
                 let scanner = Arc::clone(&scanner);
                 let (folder_id, subs) = (batch.folder_id.clone(), batch.subs.clone());
-                let handle = scans.spawn(async move { scanner.scan(&folder_id, &subs).await });
+                // One task per batch, its requests one after another: still one scan in flight
+                // per folder, and Syncthing never walks what an earlier request of it covered.
+                let handle = scans.spawn(async move {
+                    for request in scan_requests(&subs, max_bytes) {
+                        scanner.scan(&folder_id, request).await?;
+                    }
+                    Ok(())
+                });
                 in_flight.insert(handle.id(), batch);
             }
+            deadline = self.batcher.next_deadline();
         }
         scans.abort_all();
     }
@@ -849,6 +947,7 @@ mod tests {
             busy_ttl: 600_000 * MS,
             retry_backoff: 500 * MS,
             max_scan_attempts: 3,
+            max_request_bytes: 64 * 1024,
         }
     }
 
@@ -1247,6 +1346,56 @@ mod tests {
         assert_eq!(classify(&EventKind::Remove(RemoveKind::File)), Some(Change::Removed));
         assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::From))), Some(Change::RenamedFrom));
         assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::Any))), Some(Change::RenamedTo));
+    }
+
+    #[test]
+    fn a_burst_is_scanned_as_exact_paths_without_covered_children() {
+        let mut paths: Vec<String> = (0..20_000).map(|i| format!("many/d{:03}/f{i:05}", i % 200)).collect();
+        paths.push("gone".into());
+        paths.push("gone/child".into());
+        paths.push("gone-sibling".into());
+        let kept = uncovered(paths.clone());
+        assert_eq!(kept.len(), 20_002);
+        assert!(!kept.contains(&"gone/child".to_string()));
+        assert!(kept.contains(&"gone-sibling".to_string()));
+        assert_eq!(uncovered(vec!["a".into(), String::new()]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn scan_requests_split_by_size_and_keep_every_path_once() {
+        let paths: Vec<String> = (0..5000).map(|i| format!("dir/file-{i:05}")).collect();
+        let requests = scan_requests(&paths, 16 * 1024);
+        assert!(requests.len() > 1);
+        for r in &requests {
+            assert!(r.iter().map(|p| 5 + p.len()).sum::<usize>() <= 16 * 1024);
+        }
+        let joined: Vec<String> = requests.concat();
+        assert_eq!(joined, paths);
+        // The whole folder is one request; a path longer than the budget still goes alone.
+        assert_eq!(scan_requests(&[], 10), vec![&[] as &[String]]);
+        let long = vec!["x".repeat(100), "y".into()];
+        assert_eq!(scan_requests(&long, 10).len(), 2);
+        // Non-ASCII names count as percent-encoded.
+        let names = vec!["ü".repeat(10); 3];
+        assert_eq!(scan_requests(&names, 70).len(), 3);
+    }
+
+    #[test]
+    fn the_cheap_deadline_hint_never_comes_after_the_real_deadline() {
+        let mut b = batcher();
+        let t = Instant::now();
+        assert_eq!(b.next_deadline(), None);
+        assert_eq!(b.earliest_new_due(), None);
+        for i in 0..100u32 {
+            let now = t + i * MS;
+            b.on_change(0, &format!("f{i}"), Change::Closed, now);
+            b.on_change(0, "busy", Change::Metadata, now);
+            let hint = b.earliest_new_due().expect("a change was noted");
+            let real = b.deadline().unwrap();
+            assert!(hint <= real, "hint {hint:?} after the deadline {real:?} at {i}");
+        }
+        assert!(b.next_deadline().is_some());
+        assert_eq!(b.earliest_new_due(), None, "next_deadline resets the hint");
     }
 
     #[test]

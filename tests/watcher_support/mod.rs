@@ -16,9 +16,11 @@ use serde_json::{json, Value};
 
 pub const NETNS_ENV: &str = "BOTSYNC_TEST_IN_PRIVATE_NETNS";
 
-/// The syncthing binary: `$SYNCTHING` or `syncthing` on PATH.
+/// The syncthing binary: `$SYNCTHING`, else `$BOTSYNC_SYNCTHING` (what botsync's own roots use,
+/// so one variable switches every subject of a benchmark to another version), else `syncthing`
+/// on PATH.
 pub fn syncthing_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SYNCTHING") {
+    if let Some(p) = std::env::var_os("SYNCTHING").or_else(|| std::env::var_os("BOTSYNC_SYNCTHING")) {
         return Some(PathBuf::from(p));
     }
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("syncthing")).find(|p| p.is_file()))
@@ -200,6 +202,26 @@ impl SyncthingNode {
 
     pub async fn scan(&self, folder_id: &str, sub: &str) {
         self.api(reqwest::Method::POST, &format!("/rest/db/scan?folder={folder_id}&sub={sub}"), None).await.unwrap();
+    }
+
+    /// One `POST /rest/db/scan` naming every path in `subs` (repeated `sub=`, URL-encoded).
+    pub async fn scan_many(&self, folder_id: &str, subs: &[String]) {
+        let mut query: Vec<(&str, &str)> = vec![("folder", folder_id)];
+        query.extend(subs.iter().map(|s| ("sub", s.as_str())));
+        let response = self
+            .http
+            .post(format!("{}/rest/db/scan", self.base_url()))
+            .header("X-API-Key", &self.api_key)
+            .query(&query)
+            .send()
+            .await
+            .expect("scan request");
+        assert!(response.status().is_success(), "scan {subs:?}: HTTP {}", response.status());
+    }
+
+    /// Syncthing's version string (`v1.19.2-ds1`, `v1.29.5`, ...).
+    pub async fn version(&self) -> String {
+        self.get("/rest/system/version").await.ok().and_then(|v| v["version"].as_str().map(str::to_string)).unwrap_or_default()
     }
 
     /// User + system CPU time of the Syncthing process so far, in clock ticks.
