@@ -74,12 +74,14 @@ struct RawPair {
 }
 
 impl RawPair {
-    async fn start(work: &Path, delay_s: u32) -> RawPair {
-        RawPair { pair: Pair::start(work, "bench", FsWatcher::DelayS(delay_s), FsWatcher::DelayS(delay_s)).await, explicit_scans: false }
+    /// `n`: which of the pairs running at once (ports).
+    async fn start(work: &Path, delay_s: u32, n: u16) -> RawPair {
+        let watcher = FsWatcher::DelayS(delay_s);
+        RawPair { pair: Pair::start_nth(work, "bench", watcher, watcher, n).await, explicit_scans: false }
     }
 
-    async fn start_scanned(work: &Path, delay_s: u32) -> RawPair {
-        RawPair { pair: Pair::start(work, "bench", FsWatcher::Off, FsWatcher::DelayS(delay_s)).await, explicit_scans: true }
+    async fn start_scanned(work: &Path, delay_s: u32, n: u16) -> RawPair {
+        RawPair { pair: Pair::start_nth(work, "bench", FsWatcher::Off, FsWatcher::DelayS(delay_s), n).await, explicit_scans: true }
     }
 }
 
@@ -119,10 +121,10 @@ struct PairWithWatcher {
 }
 
 impl PairWithWatcher {
-    async fn start(work: &Path, delay_s: u32, config: WatcherConfig) -> PairWithWatcher {
-        let raw = RawPair::start(work, delay_s).await;
+    async fn start(work: &Path, delay_s: u32, n: u16, config: WatcherConfig) -> PairWithWatcher {
+        let raw = RawPair::start(work, delay_s, n).await;
         let a = &raw.pair.a;
-        let scanner = Arc::new(RestScanner::new(a.base_url(), a.api_key.clone()));
+        let scanner = Arc::new(RestScanner::new(a.base_url(), a.api_key.clone()).with_max_subs(usize::MAX));
         let marks = SuppressionHandle::new();
         let feed = tokio::spawn(feed_item_events(a.base_url(), a.api_key.clone(), marks.clone()));
         let folders = vec![FolderWatch::new(raw.pair.folder_id.clone(), &raw.pair.dir_a)];
@@ -420,7 +422,8 @@ impl Cases {
     }
 }
 
-async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results {
+/// Runs one case on one subject, adding to its results. `arrivals` watches its receiver.
+async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Cases, arrivals: &mut Arrivals, r: &mut Results) {
     let samples = env_num("BENCH_SAMPLES", 20) as usize;
     let op_samples = env_num("BENCH_OP_SAMPLES", 5) as usize;
     let big_mib = env_num("BENCH_BIG_MIB", 256);
@@ -430,13 +433,11 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
     let idle_s = env_num("BENCH_IDLE_S", 20);
     let (send, recv) = (subject.sender_dir(), subject.receiver_dir());
     let label = subject.label();
-    let mut arrivals = Arrivals::new(&recv);
-    let mut r = Results::default();
     let timeout = Duration::from_secs(30);
     // Rename and delete work on the 1 KiB samples' files.
     let kib_files = if cases.on("kib") { samples } else { 0 };
 
-    if cases.on("kib") {
+    if case == "kib" {
         println!("[{label}] 1 KiB A->B x{samples}");
         for i in 0..samples {
             tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
@@ -453,7 +454,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("pair") {
+    if case == "pair" {
         // Two files 10 ms apart: Syncthing sleeps 250 ms after each index it sends, so the second
         // one waits for that unless both went out in one index.
         println!("[{label}] two 1 KiB files 10 ms apart x{op_samples}");
@@ -487,7 +488,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("b2b") {
+    if case == "b2b" {
         // An agent loop: the next file is written as soon as the previous one arrived.
         println!("[{label}] 1 KiB A->B back-to-back x{op_samples}");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -504,7 +505,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("rename") {
+    if case == "rename" {
         println!("[{label}] rename x{}", op_samples.min(kib_files));
         for i in 0..op_samples.min(kib_files) {
             tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
@@ -519,7 +520,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("delete") {
+    if case == "delete" {
         println!("[{label}] delete x{}", op_samples.min(kib_files));
         for i in 0..op_samples.min(kib_files) {
             tokio::time::sleep(Duration::from_millis(rand::random_range(200..800))).await;
@@ -534,7 +535,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("big") {
+    if case == "big" {
         println!("[{label}] {big_mib} MiB file (moved in complete, like raw-syncthing.sh)");
         let stage = work.join("stage");
         std::fs::create_dir_all(&stage).unwrap();
@@ -556,7 +557,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("small") {
+    if case == "small" {
         println!("[{label}] {small_n} x 4 KiB files written in place");
         let payload = random_bytes(small_n * 4096);
         let t0 = Instant::now();
@@ -570,7 +571,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("many") {
+    if case == "many" {
         println!("[{label}] {many_n} x 1 KiB files across {many_dirs} directories, written in place");
         let payload = random_bytes(many_n * 1024);
         let dir_of = |d: usize| format!("many/d{d:03}");
@@ -595,7 +596,7 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
         subject.wait_idle().await;
     }
 
-    if cases.on("idle") {
+    if case == "idle" {
         println!("[{label}] idle CPU over {idle_s} s");
         tokio::time::sleep(Duration::from_secs(3)).await;
         let pids = subject.cpu_pids();
@@ -612,7 +613,6 @@ async fn measure<S: Subject>(subject: &S, work: &Path, cases: &Cases) -> Results
     }
     // SAFETY: sysconf has no preconditions.
     r.tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    r
 }
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
@@ -735,36 +735,80 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // block_on keeps the Syncthings' parent thread (this one) alive for the whole run.
     runtime.block_on(async {
-        let mut results: Vec<(&str, Results)> = Vec::new();
         let version = syncthing_version();
-        for label in wanted {
+        // Every subject runs at once and each case goes through all of them before the next case,
+        // in a rotating order: on a machine shared with other work, the load drifts, and this way
+        // it hits every subject of a case alike.
+        let mut subjects = Vec::new();
+        for (n, label) in wanted.iter().enumerate() {
             let work = tempfile::tempdir().unwrap();
             println!("starting subject {label}");
-            let r = match label {
-                "raw" | "raw-scan" => {
-                    let subject = if label == "raw" { RawPair::start(work.path(), delay_s).await } else { RawPair::start_scanned(work.path(), delay_s).await };
-                    let r = measure(&subject, work.path(), &cases).await;
-                    subject.shutdown().await;
-                    r
-                }
-                "ours" => {
-                    let subject = PairWithWatcher::start(work.path(), delay_s, ours_config.clone()).await;
-                    let r = measure(&subject, work.path(), &cases).await;
-                    subject.shutdown().await;
-                    r
-                }
+            let n = n as u16;
+            let subject = match *label {
+                "raw" => AnySubject::Raw(RawPair::start(work.path(), delay_s, n).await),
+                "raw-scan" => AnySubject::Raw(RawPair::start_scanned(work.path(), delay_s, n).await),
+                "ours" => AnySubject::Ours(PairWithWatcher::start(work.path(), delay_s, n, ours_config.clone()).await),
                 "botsync" => {
                     let subject = BotsyncPair::start(work.path()).await;
                     println!("[botsync] join -> connected {} ms", subject.join_connected_ms);
-                    let mut r = measure(&subject, work.path(), &cases).await;
-                    r.first_after_join = subject.first_after_join_ms;
-                    subject.shutdown().await;
-                    r
+                    AnySubject::Botsync(subject)
                 }
                 other => panic!("unknown subject {other:?} in BENCH_ONLY (raw, raw-scan, ours, botsync)"),
             };
+            let arrivals = Arrivals::new(&subject.receiver_dir());
+            let mut results = Results::default();
+            if let AnySubject::Botsync(b) = &subject {
+                results.first_after_join = b.first_after_join_ms;
+            }
+            subjects.push((*label, subject, work, arrivals, results));
+        }
+        for (k, case) in cases.0.iter().enumerate() {
+            for j in 0..subjects.len() {
+                let index = (j + k) % subjects.len();
+                let (_, subject, work, arrivals, results) = &mut subjects[index];
+                subject.run_case(work.path(), case, &cases, arrivals, results).await;
+            }
+        }
+        let mut results = Vec::new();
+        for (label, subject, work, _, r) in subjects {
+            subject.shutdown().await;
+            drop(work);
             results.push((label, r));
         }
         report(&results, delay_s, &version);
     });
+}
+
+/// The subjects of one run, side by side (the `Subject` trait's async methods make it unfit
+/// for `dyn`).
+enum AnySubject {
+    Raw(RawPair),
+    Ours(PairWithWatcher),
+    Botsync(BotsyncPair),
+}
+
+impl AnySubject {
+    fn receiver_dir(&self) -> PathBuf {
+        match self {
+            AnySubject::Raw(s) => s.receiver_dir(),
+            AnySubject::Ours(s) => s.receiver_dir(),
+            AnySubject::Botsync(s) => s.receiver_dir(),
+        }
+    }
+
+    async fn run_case(&self, work: &Path, case: &str, cases: &Cases, arrivals: &mut Arrivals, r: &mut Results) {
+        match self {
+            AnySubject::Raw(s) => run_case(s, work, case, cases, arrivals, r).await,
+            AnySubject::Ours(s) => run_case(s, work, case, cases, arrivals, r).await,
+            AnySubject::Botsync(s) => run_case(s, work, case, cases, arrivals, r).await,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            AnySubject::Raw(s) => s.shutdown().await,
+            AnySubject::Ours(s) => s.shutdown().await,
+            AnySubject::Botsync(s) => s.shutdown().await,
+        }
+    }
 }

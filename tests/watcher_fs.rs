@@ -299,3 +299,53 @@ async fn syncthings_own_writes_produce_no_scans() {
     assert_scanned(&h.settle(QUIET, TIMEOUT).await, &["pulled.txt"]);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_across_many_directories_is_scanned_once_per_file_in_few_requests() {
+    let h = Harness::start(WatcherConfig::default(), Duration::from_millis(30)).await;
+    let began = Instant::now();
+    let mut written = Vec::new();
+    std::fs::create_dir(h.path("many")).unwrap();
+    for d in 0..200 {
+        std::fs::create_dir(h.path(&format!("many/d{d:03}"))).unwrap();
+    }
+    // The directories exist before the burst, like in a checkout that fills an existing tree.
+    h.settle(QUIET, TIMEOUT).await;
+    h.clear();
+    for i in 0..20_000 {
+        let rel = format!("many/d{:03}/f{i:05}", i % 200);
+        std::fs::write(h.path(&rel), [i as u8; 1024]).unwrap();
+        written.push((rel, Instant::now()));
+    }
+    let writing = began.elapsed();
+    let calls = h.settle(Duration::from_millis(600), Duration::from_secs(60)).await;
+    // Exact paths, each in at most one request: never a directory walked again and again, never
+    // a file scanned twice (it was written once, completely, before its close-write). Only if
+    // the kernel's event queue overflowed (16,384 events by default; a starved reader on a
+    // loaded machine) may a whole-folder scan stand in for the paths whose events were lost.
+    let mut seen = std::collections::HashMap::new();
+    for call in &calls {
+        for sub in &call.subs {
+            *seen.entry(sub.clone()).or_insert(0) += 1;
+        }
+    }
+    let whole: Vec<&ScanCall> = calls.iter().filter(|c| c.subs.is_empty()).collect();
+    assert!(whole.len() <= 2, "{} whole-folder scans", whole.len());
+    for (rel, closed) in &written {
+        let times = seen.get(rel).copied().unwrap_or(0);
+        assert!(times <= 1, "{rel} scanned {times} times");
+        assert!(times == 1 || whole.iter().any(|c| c.started >= *closed), "{rel} was never scanned after it was written");
+    }
+    assert!(seen.keys().all(|s| s.starts_with("many/d") && s.contains("/f")), "paths beyond the written files were scanned");
+    // Requests stay within the size cap, and there are few of them: a scan per 250 ms of writing
+    // at most, each split into 64 KiB requests.
+    let max_bytes = WatcherConfig::default().max_request_bytes;
+    for call in &calls {
+        assert!(call.subs.iter().map(|s| 5 + s.len()).sum::<usize>() <= max_bytes);
+    }
+    let path_bytes: usize = written.iter().map(|(r, _)| 5 + r.len()).sum();
+    let bound = (writing.as_millis() / 250) as usize + 3 + path_bytes / max_bytes;
+    eprintln!("writing took {writing:?}; {} requests (bound {bound})", calls.len());
+    assert!(calls.len() <= bound, "{} requests for {writing:?} of writes", calls.len());
+    h.stop().await;
+}

@@ -23,7 +23,10 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
         .into_iter()
         .map(|folder| FolderWatch::new(folder.folder_id(), engine.root().folder_dir(folder)))
         .collect();
-    let scanner = Arc::new(RestScanner::new(rest.base_url(), key.expose()));
+    // The watcher sends exact paths in size-capped requests itself (`WatcherConfig::
+    // max_request_bytes`): lifting them to parent directories would make Syncthing walk again
+    // what it scanned a moment ago, the more often the bigger the burst.
+    let scanner = Arc::new(RestScanner::new(rest.base_url(), key.expose()).with_max_subs(usize::MAX));
     let link = SyncthingLink::new(rest.base_url(), key);
     tokio::join!(
         async {

@@ -219,11 +219,6 @@ impl SyncthingNode {
         assert!(response.status().is_success(), "scan {subs:?}: HTTP {}", response.status());
     }
 
-    /// Syncthing's version string (`v1.19.2-ds1`, `v1.29.5`, ...).
-    pub async fn version(&self) -> String {
-        self.get("/rest/system/version").await.ok().and_then(|v| v["version"].as_str().map(str::to_string)).unwrap_or_default()
-    }
-
     /// User + system CPU time of the Syncthing process so far, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
         self.pid().map(proc_cpu_ticks).unwrap_or(0)
@@ -284,8 +279,13 @@ pub struct Pair {
 impl Pair {
     /// Must run on a thread that outlives the pair (see [`SyncthingNode::spawn`]).
     pub async fn start(work: &Path, folder_id: &str, watcher_a: FsWatcher, watcher_b: FsWatcher) -> Pair {
-        let a = SyncthingNode::spawn(work, "A", 18384, 22101);
-        let b = SyncthingNode::spawn(work, "B", 18385, 22102);
+        Self::start_nth(work, folder_id, watcher_a, watcher_b, 0).await
+    }
+
+    /// The `n`th of several pairs running at once (each on its own ports).
+    pub async fn start_nth(work: &Path, folder_id: &str, watcher_a: FsWatcher, watcher_b: FsWatcher, n: u16) -> Pair {
+        let a = SyncthingNode::spawn(work, "A", 18384 + 2 * n, 22101 + 2 * n);
+        let b = SyncthingNode::spawn(work, "B", 18385 + 2 * n, 22102 + 2 * n);
         a.wait_rest().await;
         b.wait_rest().await;
         a.configure_isolated().await;
