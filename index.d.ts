@@ -73,6 +73,11 @@ export type BotsyncEvent =
 export interface DaemonStatus {
   running: boolean
   pid?: number
+  /**
+   * Set when the inotify watch limit kept the background process from watching a folder:
+   * what that means, and the fix.
+   */
+  watchLimit?: string
 }
 
 /**

@@ -59,9 +59,20 @@ pub async fn run(options: &RootOptions) -> Result<DoctorReport> {
     checks.push(check_binary(engine.as_ref()).await);
     if let Some(engine) = &engine {
         checks.extend(check_engine(engine).await);
+        checks.push(check_watch_limit(&root));
     }
     let ok = checks.iter().all(|c| c.ok);
     Ok(DoctorReport { ok, root: root.path().display().to_string(), checks })
+}
+
+/// Whether the background process could watch every folder (inotify's per-user watch limit).
+fn check_watch_limit(root: &SyncRoot) -> DoctorCheck {
+    let running = crate::daemon::process::running_pid(root).is_some();
+    match crate::daemon::watch_limit::read(root).filter(|_| running) {
+        Some(limit) => fail("file watches", limit.summary(), limit.fix()),
+        None if running => pass("file watches", "every folder is watched: changes are scanned as they happen"),
+        None => pass("file watches", "the background process is not running; `botsync start` watches the folders again"),
+    }
 }
 
 fn check_root(root: &SyncRoot) -> DoctorCheck {

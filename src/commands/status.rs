@@ -46,12 +46,16 @@ pub struct StatusReport {
 pub struct DaemonStatus {
     pub running: bool,
     pub pid: Option<u32>,
+    /// Set when the inotify watch limit kept the background process from watching a folder:
+    /// what that means, and the fix.
+    pub watch_limit: Option<String>,
 }
 
 impl DaemonStatus {
     pub fn of(root: &crate::root::SyncRoot) -> DaemonStatus {
         let pid = crate::daemon::process::running_pid(root);
-        DaemonStatus { running: pid.is_some(), pid }
+        let watch_limit = pid.and(crate::daemon::watch_limit::read(root)).map(|l| format!("{}. Fix: {}", l.summary(), l.fix()));
+        DaemonStatus { running: pid.is_some(), pid, watch_limit }
     }
 }
 
@@ -245,6 +249,9 @@ impl Report for StatusReport {
         match self.daemon.pid {
             Some(pid) => out.push_str(&format!("daemon  running (pid {pid})\n")),
             None => out.push_str("daemon  not running: run `botsync start`\n"),
+        }
+        if let Some(limit) = &self.daemon.watch_limit {
+            out.push_str(&format!("watch   {limit}\n"));
         }
         let n = &self.notifications;
         if n.enabled {

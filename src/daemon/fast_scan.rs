@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::scanner::RestScanner;
+use super::watch_limit::{self, WatchLimit};
 use super::watcher::{run_watcher, FolderWatch, SuppressionHandle, WatcherConfig};
 use crate::engine::events::{EventData, EventStream, SyncthingLink};
 use crate::engine::Engine;
@@ -28,9 +29,17 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
     // what it scanned a moment ago, the more often the bigger the burst.
     let scanner = Arc::new(RestScanner::new(rest.base_url(), key.expose()).with_max_subs(usize::MAX));
     let link = SyncthingLink::new(rest.base_url(), key);
+    // A daemon starting afresh says anew whether the watch limit bites.
+    let root = engine.root().clone();
+    watch_limit::clear(&root);
+    let record = move |limit: &WatchLimit| {
+        if let Err(e) = watch_limit::record(&root, limit) {
+            eprintln!("cannot record the watch limit for `status`: {e}");
+        }
+    };
     tokio::join!(
         async {
-            if let Err(e) = run_watcher(folders, scanner, marks.clone(), WatcherConfig::default(), super::changed(shutdown.clone())).await {
+            if let Err(e) = run_watcher(folders, scanner, marks.clone(), WatcherConfig::default(), record, super::changed(shutdown.clone())).await {
                 eprintln!("fast scans are off ({e}); Syncthing's own watcher still syncs changes");
             }
         },

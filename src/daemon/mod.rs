@@ -8,6 +8,7 @@ pub mod invites;
 pub mod notify;
 pub mod process;
 pub mod scanner;
+pub mod watch_limit;
 pub mod watcher;
 
 use std::io;

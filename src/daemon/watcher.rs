@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
 use super::scanner::{parent, ScanError, Scanner};
+use super::watch_limit::{self, WatchLimit};
 
 /// One Syncthing folder to watch: its ID and its absolute directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,9 @@ pub struct WatcherConfig {
     /// Syncthing walk again what it just scanned), split into requests of at most this many
     /// bytes of paths (see [`scan_requests`]).
     pub max_request_bytes: usize,
+    /// A folder that the inotify watch limit kept from being watched (whole or in part) is
+    /// scanned whole this often instead, besides Syncthing's own watcher (see `watch_limit`).
+    pub fallback_scan: Duration,
 }
 
 impl Default for WatcherConfig {
@@ -107,6 +111,7 @@ impl Default for WatcherConfig {
             retry_backoff: Duration::from_millis(500),
             max_scan_attempts: 3,
             max_request_bytes: 64 * 1024,
+            fallback_scan: Duration::from_secs(10),
         }
     }
 }
@@ -479,13 +484,19 @@ impl Batcher {
 
     /// The event queue overflowed: anything may have changed, in any folder.
     pub fn rescan_all(&mut self, now: Instant) {
-        let due = now + self.cfg.debounce;
-        for folder in &mut self.folders {
-            let mut entry = Pending::new(now, due);
-            entry.local = true;
-            folder.pending.clear();
-            folder.pending.insert(String::new(), entry);
+        for folder in 0..self.folders.len() {
+            self.rescan_folder(folder, now);
         }
+    }
+
+    /// Anything may have changed in `folder`: one scan of all of it replaces what is pending.
+    pub fn rescan_folder(&mut self, folder: usize, now: Instant) {
+        let due = now + self.cfg.debounce;
+        let mut entry = Pending::new(now, due);
+        entry.local = true;
+        let pending = &mut self.folders[folder].pending;
+        pending.clear();
+        pending.insert(String::new(), entry);
         self.note_due(due);
     }
 
@@ -728,6 +739,11 @@ pub struct FastScanWatcher {
     batcher: Batcher,
     events: mpsc::UnboundedReceiver<notify::Result<Event>>,
     suppression: SuppressionHandle,
+    /// Per watched folder: the watch limit kept (part of) it unwatched, so it is scanned on a timer.
+    degraded: Vec<bool>,
+    /// How many degraded folders were reported so far (a report per new one, never per event).
+    reported: usize,
+    on_limit: Option<Box<dyn Fn(&WatchLimit) + Send>>,
     // Dropping the backend stops the OS watches; kept last so it outlives nothing it feeds.
     _backend: RecommendedWatcher,
 }
@@ -743,6 +759,7 @@ impl FastScanWatcher {
         })
         .map_err(WatchError::Backend)?;
         let mut watched = Vec::new();
+        let mut degraded = Vec::new();
         for folder in folders {
             let root = match folder.path.canonicalize() {
                 Ok(root) => root,
@@ -752,9 +769,19 @@ impl FastScanWatcher {
                 }
             };
             match backend.watch(&root, RecursiveMode::Recursive) {
-                Ok(()) => watched.push(FolderWatch { folder_id: folder.folder_id.clone(), path: root }),
-                Err(e) => eprintln!("botsync watcher: folder {} ({}): {e}; left to Syncthing's watcher", folder.folder_id, root.display()),
+                Ok(()) => degraded.push(false),
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    // The watches added before the limit would leave a folder half-watched; give
+                    // them back, so that Syncthing's own watcher can have them, and scan on a timer.
+                    let _ = backend.unwatch(&root);
+                    degraded.push(true);
+                }
+                Err(e) => {
+                    eprintln!("botsync watcher: folder {} ({}): {e}; left to Syncthing's watcher", folder.folder_id, root.display());
+                    continue;
+                }
             }
+            watched.push(FolderWatch { folder_id: folder.folder_id.clone(), path: root });
         }
         if watched.is_empty() && !folders.is_empty() {
             return Err(WatchError::NothingWatched);
@@ -763,7 +790,54 @@ impl FastScanWatcher {
         let mut roots: Vec<(PathBuf, usize)> = watched.iter().enumerate().map(|(i, f)| (f.path.clone(), i)).collect();
         roots.sort_by_key(|(root, _)| std::cmp::Reverse(root.as_os_str().len()));
         let close_events = cfg!(any(target_os = "linux", target_os = "android"));
-        Ok(FastScanWatcher { watched, roots, batcher: Batcher::new(&ids, config, close_events), events, suppression, _backend: backend })
+        Ok(FastScanWatcher {
+            watched,
+            roots,
+            batcher: Batcher::new(&ids, config, close_events),
+            events,
+            suppression,
+            degraded,
+            reported: 0,
+            on_limit: None,
+            _backend: backend,
+        })
+    }
+
+    /// Called with the whole picture each time the watch limit keeps another folder from being
+    /// watched (the daemon records it for `status` and `doctor`).
+    pub fn on_watch_limit(mut self, hook: impl Fn(&WatchLimit) + Send + 'static) -> Self {
+        self.on_limit = Some(Box::new(hook));
+        self
+    }
+
+    /// What the watch limit kept from being watched, if anything.
+    pub fn watch_limit(&self) -> Option<WatchLimit> {
+        let folders: Vec<String> = self.watched.iter().zip(&self.degraded).filter(|(_, d)| **d).map(|(f, _)| f.folder_id.clone()).collect();
+        if folders.is_empty() {
+            return None;
+        }
+        let roots: Vec<PathBuf> = self.watched.iter().map(|f| f.path.clone()).collect();
+        Some(WatchLimit {
+            folders,
+            max_user_watches: watch_limit::max_user_watches(),
+            directories: watch_limit::count_directories(&roots),
+            fallback_scan_s: self.batcher.cfg.fallback_scan.as_secs().max(1),
+        })
+    }
+
+    /// Says so once per newly degraded folder: on stderr and to the hook.
+    fn report_limit(&mut self) {
+        let degraded = self.degraded.iter().filter(|d| **d).count();
+        if degraded <= self.reported {
+            return;
+        }
+        self.reported = degraded;
+        if let Some(limit) = self.watch_limit() {
+            eprintln!("botsync watcher: {}. Fix: {}", limit.summary(), limit.fix());
+            if let Some(hook) = &self.on_limit {
+                hook(&limit);
+            }
+        }
     }
 
     /// The folders actually watched, with canonical paths.
@@ -779,6 +853,9 @@ impl FastScanWatcher {
         let mut in_flight: HashMap<tokio::task::Id, Batch> = HashMap::new();
         let suppression = self.suppression.clone();
         let mut deadline = self.batcher.next_deadline();
+        self.report_limit();
+        let mut fallback = tokio::time::interval_at((Instant::now() + self.batcher.cfg.fallback_scan).into(), self.batcher.cfg.fallback_scan);
+        fallback.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let timer = async move {
                 match deadline {
@@ -811,8 +888,15 @@ impl FastScanWatcher {
                     only_events = true;
                 }
                 _ = suppression.shared.wake.notified() => {}
+                _ = fallback.tick(), if self.degraded.contains(&true) => {
+                    let now = Instant::now();
+                    for folder in (0..self.degraded.len()).filter(|&f| self.degraded[f]) {
+                        self.batcher.rescan_folder(folder, now);
+                    }
+                }
                 _ = timer => {}
             }
+            self.report_limit();
             let marks = suppression.drain();
             for mark in &marks {
                 self.batcher.on_mark(mark);
@@ -855,6 +939,17 @@ impl FastScanWatcher {
     fn handle(&mut self, event: notify::Result<Event>, now: Instant) {
         let event = match event {
             Ok(event) => event,
+            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                // A new directory could not be watched: scan it now (its content so far), and
+                // its folder on a timer from now on.
+                for path in &e.paths {
+                    if let Some((folder, rel)) = self.relative(path) {
+                        self.degraded[folder] = true;
+                        self.batcher.on_change(folder, &rel, Change::DirCreated, now);
+                    }
+                }
+                return;
+            }
             Err(e) => {
                 eprintln!("botsync watcher: {e}");
                 return;
@@ -911,18 +1006,20 @@ fn relative_to(roots: &[(PathBuf, usize)], path: &Path) -> Option<(usize, String
 }
 
 /// The daemon's entry point: watch `folders` and scan their changes through `scanner` until
-/// `shutdown` completes. Echo marks come in through `suppression`.
+/// `shutdown` completes. Echo marks come in through `suppression`; `on_limit` hears about the
+/// inotify watch limit (see [`FastScanWatcher::on_watch_limit`]).
 pub async fn run_watcher<S: Scanner>(
     folders: Vec<FolderWatch>,
     scanner: Arc<S>,
     suppression: SuppressionHandle,
     config: WatcherConfig,
+    on_limit: impl Fn(&WatchLimit) + Send + 'static,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WatchError> {
     let watcher = tokio::task::spawn_blocking(move || FastScanWatcher::start(&folders, suppression, config))
         .await
         .map_err(|e| WatchError::Setup(e.to_string()))??;
-    watcher.run(scanner, shutdown).await;
+    watcher.on_watch_limit(on_limit).run(scanner, shutdown).await;
     Ok(())
 }
 
@@ -948,6 +1045,7 @@ mod tests {
             retry_backoff: 500 * MS,
             max_scan_attempts: 3,
             max_request_bytes: 64 * 1024,
+            fallback_scan: 10_000 * MS,
         }
     }
 

@@ -389,6 +389,10 @@ pub struct Completion {
     pub need_items: u64,
     #[serde(default)]
     pub global_bytes: u64,
+    /// Whether the peer told us its folder list with this folder in it (`valid`); Syncthing 1.19
+    /// has no such field.
+    #[serde(default)]
+    pub remote_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
