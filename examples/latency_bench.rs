@@ -8,7 +8,7 @@
 //! BENCH_MANY_N (20000) and BENCH_MANY_DIRS (200), BENCH_IDLE_S (idle CPU window, 20),
 //! BENCH_RAW_DELAY_S (Syncthing's fsWatcherDelayS in the raw, raw-scan and "ours" setups; default
 //! 10, Syncthing's own default, which is what a user of raw Syncthing gets; 1 is the fastest raw
-//! Syncthing allows), BENCH_ONLY=comma list of raw,raw-scan,ours,botsync (default
+//! Syncthing allows), BENCH_ONLY=comma list of raw,raw-scan,ours,ours-solo,botsync (default
 //! raw,raw-scan,botsync), BENCH_CASES=comma list of kib,pair,b2b,rename,delete,big,small,many,idle
 //! (default all), BENCH_OURS_DEBOUNCE_MS (the "ours" watcher's debounce; default the daemon's).
 //! The Syncthing binary is $SYNCTHING, else $BOTSYNC_SYNCTHING (which botsync's roots use too).
@@ -17,7 +17,8 @@
 //! - `raw`: two Syncthings paired through REST, their own watchers only.
 //! - `raw-scan`: the same, but the sender's watcher is off and the benchmark itself posts one
 //!   `POST /rest/db/scan` naming the written paths as soon as the writer is done: the floor.
-//! - `ours`: the raw pair plus botsync's watcher running in this process on the sender.
+//! - `ours`: the raw pair plus botsync's watcher running in this process on the sender;
+//!   `ours-solo`: the same with the sender's own Syncthing watcher off.
 //! - `botsync`: two real botsync roots, `init` + `join` through an in-process relay (memory
 //!   backend, loopback), `direct` profile, each with its own `botsync-daemon` (fast scans) found
 //!   through BOTSYNC_DAEMON_BIN. Files go from A's shared/ to B's shared/.
@@ -121,8 +122,9 @@ struct PairWithWatcher {
 }
 
 impl PairWithWatcher {
-    async fn start(work: &Path, delay_s: u32, n: u16, config: WatcherConfig) -> PairWithWatcher {
-        let raw = RawPair::start(work, delay_s, n).await;
+    /// `solo`: the sender's own Syncthing watcher is off, so botsync's watcher alone drives it.
+    async fn start(work: &Path, delay_s: u32, n: u16, config: WatcherConfig, solo: bool) -> PairWithWatcher {
+        let raw = if solo { RawPair::start_scanned(work, delay_s, n).await } else { RawPair::start(work, delay_s, n).await };
         let a = &raw.pair.a;
         let scanner = Arc::new(RestScanner::new(a.base_url(), a.api_key.clone()).with_max_subs(usize::MAX));
         let marks = SuppressionHandle::new();
@@ -142,7 +144,7 @@ impl PairWithWatcher {
 
 impl Subject for PairWithWatcher {
     fn label(&self) -> String {
-        "ours".into()
+        if self.raw.explicit_scans { "ours-solo".into() } else { "ours".into() }
     }
     fn sender_dir(&self) -> PathBuf {
         self.raw.sender_dir()
@@ -368,9 +370,10 @@ struct Results {
     back_to_back: Vec<f64>,
     rename: Vec<f64>,
     delete: Vec<f64>,
-    big: Option<f64>,
-    small: Option<f64>,
-    many: Option<f64>,
+    /// Bulk cases, one value per run of the case (a case may be listed more than once).
+    big: Vec<f64>,
+    small: Vec<f64>,
+    many: Vec<f64>,
     idle_syncthing_ticks: u64,
     idle_daemon_ticks: u64,
     idle_self_ticks: u64,
@@ -550,33 +553,36 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
             }
             f.into_inner().unwrap().sync_all().unwrap();
         }
+        let big = format!("big-{}.bin", r.big.len());
         let t0 = Instant::now();
-        std::fs::rename(stage.join("big.bin"), send.join("big.bin")).unwrap();
-        subject.writer_done(&["big.bin".to_string()]).await;
-        r.big = arrivals.wait(Duration::from_secs(900), Duration::ZERO, || has_len(&recv.join("big.bin"), big_len)).await.map(|t| ms(t - t0));
+        std::fs::rename(stage.join("big.bin"), send.join(&big)).unwrap();
+        subject.writer_done(&[big.clone()]).await;
+        r.big.extend(arrivals.wait(Duration::from_secs(900), Duration::ZERO, || has_len(&recv.join(&big), big_len)).await.map(|t| ms(t - t0)));
         subject.wait_idle().await;
     }
 
     if case == "small" {
         println!("[{label}] {small_n} x 4 KiB files written in place");
         let payload = random_bytes(small_n * 4096);
+        let small = format!("small-{}", r.small.len());
         let t0 = Instant::now();
-        std::fs::create_dir(send.join("small")).unwrap();
+        std::fs::create_dir(send.join(&small)).unwrap();
         for (i, chunk) in payload.chunks(4096).enumerate() {
-            std::fs::write(send.join(format!("small/f{i:05}")), chunk).unwrap();
+            std::fs::write(send.join(format!("{small}/f{i:05}")), chunk).unwrap();
         }
         println!("[{label}]   written in {:.0} ms", ms(t0.elapsed()));
-        subject.writer_done(&["small".to_string()]).await;
-        r.small = arrivals.wait(Duration::from_secs(900), Duration::from_millis(10), || count_files(&recv.join("small")) == small_n).await.map(|t| ms(t - t0));
+        subject.writer_done(&[small.clone()]).await;
+        r.small.extend(arrivals.wait(Duration::from_secs(900), Duration::from_millis(10), || count_files(&recv.join(&small)) == small_n).await.map(|t| ms(t - t0)));
         subject.wait_idle().await;
     }
 
     if case == "many" {
         println!("[{label}] {many_n} x 1 KiB files across {many_dirs} directories, written in place");
         let payload = random_bytes(many_n * 1024);
-        let dir_of = |d: usize| format!("many/d{d:03}");
+        let many = format!("many-{}", r.many.len());
+        let dir_of = |d: usize| format!("{many}/d{d:03}");
         let t0 = Instant::now();
-        std::fs::create_dir(send.join("many")).unwrap();
+        std::fs::create_dir(send.join(&many)).unwrap();
         for d in 0..many_dirs {
             std::fs::create_dir(send.join(dir_of(d))).unwrap();
         }
@@ -584,7 +590,7 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
             std::fs::write(send.join(format!("{}/f{i:05}", dir_of(i % many_dirs))), chunk).unwrap();
         }
         println!("[{label}]   written in {:.0} ms", ms(t0.elapsed()));
-        subject.writer_done(&["many".to_string()]).await;
+        subject.writer_done(&[many.clone()]).await;
         // Counting 200 directories is not free: look every 100 ms at most, and start with the last
         // directory (the last file written lands in it).
         let last_dir = recv.join(dir_of((many_n - 1) % many_dirs));
@@ -592,7 +598,7 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
         let all_there = || {
             count_files(&last_dir) == per_dir((many_n - 1) % many_dirs) && (0..many_dirs).all(|d| count_files(&recv.join(dir_of(d))) == per_dir(d))
         };
-        r.many = arrivals.wait(Duration::from_secs(1800), Duration::from_millis(100), all_there).await.map(|t| ms(t - t0));
+        r.many.extend(arrivals.wait(Duration::from_secs(1800), Duration::from_millis(100), all_there).await.map(|t| ms(t - t0)));
         subject.wait_idle().await;
     }
 
@@ -650,7 +656,10 @@ fn report(results: &[(&str, Results)], delay_s: u32, version: &str) {
     println!();
     println!("==== sync latency benchmark, Syncthing {version} (raw/raw-scan/ours: fsWatcherDelayS={delay_s}; botsync: its own settings) ====");
     println!("load while measuring: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
-    let ms_or = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
+    let bulk = |v: &[f64]| match median(v) {
+        None => "-".to_string(),
+        Some(m) => format!("median {m:.0} ms of {:?}", v.iter().map(|x| x.round() as i64).collect::<Vec<_>>()),
+    };
     for (label, r) in results {
         println!("-- {label}");
         if let Some(v) = r.first_after_join {
@@ -662,9 +671,9 @@ fn report(results: &[(&str, Results)], delay_s: u32, version: &str) {
         println!("  1 KiB back-to-back {}", stats(&r.back_to_back));
         println!("  rename             {}", stats(&r.rename));
         println!("  delete             {}", stats(&r.delete));
-        println!("  big file           {}", ms_or(r.big));
-        println!("  small files        {}", ms_or(r.small));
-        println!("  many small files   {}", ms_or(r.many));
+        println!("  big file           {}", bulk(&r.big));
+        println!("  small files        {}", bulk(&r.small));
+        println!("  many small files   {}", bulk(&r.many));
         if r.idle_s > 0.0 {
             println!(
                 "  idle CPU ({:.0} s)    syncthing {} ticks ({:.0} ms), botsync daemons {} ticks ({:.0} ms), bench process {} ticks",
@@ -690,9 +699,10 @@ fn report(results: &[(&str, Results)], delay_s: u32, version: &str) {
             println!("  back-to-back med   {}", ratio(median(&r.back_to_back), median(&base.back_to_back)));
             println!("  rename median      {}", ratio(median(&r.rename), median(&base.rename)));
             println!("  delete median      {}", ratio(median(&r.delete), median(&base.delete)));
-            println!("  big file           {}{}", ratio(r.big, base.big), target(baseline, r.big, base.big, 1.05));
-            println!("  small files        {}{}", ratio(r.small, base.small), target(baseline, r.small, base.small, 1.1));
-            println!("  many small files   {}{}", ratio(r.many, base.many), target(baseline, r.many, base.many, 1.1));
+            for (what, ours, theirs, limit) in [("big file        ", &r.big, &base.big, 1.05), ("small files     ", &r.small, &base.small, 1.1), ("many small files", &r.many, &base.many, 1.1)] {
+                let (o, b) = (median(ours), median(theirs));
+                println!("  {what}   {}{}", ratio(o, b), target(baseline, o, b, limit));
+            }
             if base.idle_s > 0.0 {
                 println!(
                     "  idle CPU ticks     {baseline} syncthing {} vs {label} syncthing {} + daemons {}",
@@ -747,7 +757,7 @@ fn main() {
             let subject = match *label {
                 "raw" => AnySubject::Raw(RawPair::start(work.path(), delay_s, n).await),
                 "raw-scan" => AnySubject::Raw(RawPair::start_scanned(work.path(), delay_s, n).await),
-                "ours" => AnySubject::Ours(PairWithWatcher::start(work.path(), delay_s, n, ours_config.clone()).await),
+                "ours" | "ours-solo" => AnySubject::Ours(PairWithWatcher::start(work.path(), delay_s, n, ours_config.clone(), *label == "ours-solo").await),
                 "botsync" => {
                     let subject = BotsyncPair::start(work.path()).await;
                     println!("[botsync] join -> connected {} ms", subject.join_connected_ms);
