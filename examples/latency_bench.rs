@@ -23,7 +23,7 @@
 //!   backend, loopback), `direct` profile, each with its own `botsync-daemon` (fast scans) found
 //!   through BOTSYNC_DAEMON_BIN. Files go from A's shared/ to B's shared/.
 
-#[path = "../tests/watcher_support/mod.rs"]
+#[path = "../tests/it/support/watcher.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ impl Subject for RawPair {
     }
     async fn writer_done(&self, subs: &[String]) {
         if self.explicit_scans {
-            self.pair.a.scan_many(&self.pair.folder_id, subs).await;
+            self.pair.a.rest().scan(&self.pair.folder_id, subs).await.expect("explicit scan");
         }
     }
     fn sender_dir(&self) -> PathBuf {
@@ -126,9 +126,9 @@ impl PairWithWatcher {
     async fn start(work: &Path, delay_s: u32, n: u16, config: WatcherConfig, solo: bool) -> PairWithWatcher {
         let raw = if solo { RawPair::start_scanned(work, delay_s, n).await } else { RawPair::start(work, delay_s, n).await };
         let a = &raw.pair.a;
-        let scanner = Arc::new(RestScanner::new(a.base_url(), a.api_key.clone()).with_max_subs(usize::MAX));
+        let scanner = Arc::new(RestScanner::new(&a.rest()).with_max_subs(usize::MAX));
         let marks = SuppressionHandle::new();
-        let feed = tokio::spawn(feed_item_events(a.base_url(), a.api_key.clone(), marks.clone()));
+        let feed = tokio::spawn(feed_item_events(a.rest(), marks.clone()));
         let folders = vec![FolderWatch::new(raw.pair.folder_id.clone(), &raw.pair.dir_a)];
         let watcher = tokio::task::spawn_blocking(move || FastScanWatcher::start(&folders, marks, config))
             .await
@@ -176,7 +176,7 @@ struct BotsyncPair {
     b_id: DeviceId,
     guard: StopRootsOnDrop,
     _relay: RunningRelay,
-    join_connected_ms: u32,
+    join_connected_ms: botsync::clock::Millis,
     /// A 1 KiB file written into A's shared/ the moment `join` returned, until it was on B.
     first_after_join_ms: Option<f64>,
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::{Report, RootOptions};
+use crate::daemon::notify::NotificationSummary;
 use crate::engine::{Engine, RunState};
 use crate::error::Result;
 use crate::root::SharedFolder;
@@ -17,7 +18,7 @@ pub mod state {
 }
 
 /// What `status` reports; also the JSON contract of `botsync status --json`.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
@@ -40,7 +41,7 @@ pub struct StatusReport {
     pub daemon: DaemonStatus,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DaemonStatus {
@@ -59,7 +60,7 @@ impl DaemonStatus {
     }
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FolderStatus {
@@ -72,7 +73,7 @@ pub struct FolderStatus {
     pub completion: f64,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStatus {
@@ -85,7 +86,7 @@ pub struct PeerStatus {
     pub last_seen: Option<String>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationStatus {
@@ -96,6 +97,17 @@ pub struct NotificationStatus {
     pub queued: u32,
     /// Notifications dropped because the queue was full.
     pub dropped: u32,
+}
+
+impl From<NotificationSummary> for NotificationStatus {
+    fn from(summary: NotificationSummary) -> Self {
+        NotificationStatus {
+            enabled: summary.enabled,
+            url: summary.url,
+            queued: u32::try_from(summary.queued).unwrap_or(u32::MAX),
+            dropped: u32::try_from(summary.dropped).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 pub async fn run(options: &RootOptions) -> Result<StatusReport> {
@@ -134,7 +146,7 @@ pub async fn run(options: &RootOptions) -> Result<StatusReport> {
         device_id: Some(engine.device_id().to_string()),
         folders: offline_folders(&engine),
         peers: offline_peers(&engine),
-        notifications: crate::daemon::notify::notification_status(&root).unwrap_or_default(),
+        notifications: crate::daemon::notify::notification_status(&root).map(NotificationStatus::from).unwrap_or_default(),
         daemon: DaemonStatus::of(&root),
     };
     if run_state == RunState::Running {

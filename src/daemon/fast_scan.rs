@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use super::scanner::RestScanner;
 use super::watch_limit::{self, WatchLimit};
 use super::watcher::{run_watcher, FolderWatch, SuppressionHandle, WatcherConfig};
-use crate::engine::events::{EventData, EventStream, SyncthingLink};
+use crate::engine::events::{EventData, EventStream};
+use crate::engine::RestClient;
 use crate::engine::Engine;
 use crate::root::SharedFolder;
 
@@ -18,7 +19,6 @@ const RETRY: Duration = Duration::from_millis(250);
 
 pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
     let rest = engine.rest();
-    let key = engine.state().api_key.clone();
     let marks = SuppressionHandle::new();
     let folders = SharedFolder::ALL
         .into_iter()
@@ -27,8 +27,7 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
     // The watcher sends exact paths in size-capped requests itself (`WatcherConfig::
     // max_request_bytes`): lifting them to parent directories would make Syncthing walk again
     // what it scanned a moment ago, the more often the bigger the burst.
-    let scanner = Arc::new(RestScanner::new(rest.base_url(), key.expose()).with_max_subs(usize::MAX));
-    let link = SyncthingLink::new(rest.base_url(), key);
+    let scanner = Arc::new(RestScanner::new(&rest).with_max_subs(usize::MAX));
     // A daemon starting afresh says anew whether the watch limit bites.
     let root = engine.root().clone();
     watch_limit::clear(&root);
@@ -43,13 +42,13 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
                 eprintln!("fast scans are off ({e}); Syncthing's own watcher still syncs changes");
             }
         },
-        mark_pulled_items(link, marks.clone(), shutdown.clone()),
+        mark_pulled_items(rest, marks.clone(), shutdown.clone()),
     );
 }
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
-async fn mark_pulled_items(link: SyncthingLink, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
-    let mut stream = EventStream::new(link, &["ItemStarted", "ItemFinished"]);
+pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]);
     loop {
         let batch = tokio::select! {
             batch = stream.next_batch() => batch,
