@@ -110,7 +110,7 @@ impl Default for WatcherConfig {
             busy_ttl: Duration::from_secs(600),
             retry_backoff: Duration::from_millis(500),
             max_scan_attempts: 3,
-            max_request_bytes: 64 * 1024,
+            max_request_bytes: 32 * 1024,
             fallback_scan: Duration::from_secs(10),
         }
     }
@@ -647,10 +647,11 @@ fn uncovered(paths: Vec<String>) -> Vec<String> {
     paths.into_iter().zip(keep).filter_map(|(p, k)| k.then_some(p)).collect()
 }
 
-/// Splits a batch's paths into scan requests of at most `max_bytes` of paths each: Syncthing
-/// reads the paths from the request's URL (`sub=` parameters, which its HTTP server caps at
-/// 1 MiB with the headers), and names are up to 4 KiB long. Every path goes into exactly one
-/// request, in order; an empty batch (the whole folder) is one request with no paths.
+/// Splits a batch's paths into scan requests of at most `max_bytes` of encoded query each:
+/// Syncthing reads the paths from the request's URL (`sub=` parameters), and the HTTP client
+/// refuses a URI over 64 KiB (Syncthing's server allows 1 MiB with the headers). Every path goes
+/// into exactly one request, in order; an empty batch (the whole folder) is one request with no
+/// paths.
 pub(crate) fn scan_requests(subs: &[String], max_bytes: usize) -> Vec<&[String]> {
     if subs.is_empty() {
         return vec![subs];
@@ -658,8 +659,7 @@ pub(crate) fn scan_requests(subs: &[String], max_bytes: usize) -> Vec<&[String]>
     let mut requests = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, sub) in subs.iter().enumerate() {
-        // `&sub=` plus the path; percent-encoding can triple non-ASCII bytes.
-        let cost = 5 + sub.len() * if sub.is_ascii() { 1 } else { 3 };
+        let cost = query_cost(sub);
         if i > start && bytes + cost > max_bytes {
             requests.push(&subs[start..i]);
             (start, bytes) = (i, 0);
@@ -668,6 +668,12 @@ pub(crate) fn scan_requests(subs: &[String], max_bytes: usize) -> Vec<&[String]>
     }
     requests.push(&subs[start..]);
     requests
+}
+
+/// The bytes `&sub=PATH` takes in a form-encoded query: `/`, spaces and every non-ASCII byte
+/// are percent-encoded (three bytes each).
+fn query_cost(path: &str) -> usize {
+    5 + path.bytes().map(|b| if b.is_ascii_alphanumeric() || b"*-._".contains(&b) { 1 } else { 3 }).sum::<usize>()
 }
 
 /// Decides whether a pending entry whose `due` time has come can be scanned now; if not, moves
@@ -1044,7 +1050,7 @@ mod tests {
             busy_ttl: 600_000 * MS,
             retry_backoff: 500 * MS,
             max_scan_attempts: 3,
-            max_request_bytes: 64 * 1024,
+            max_request_bytes: 32 * 1024,
             fallback_scan: 10_000 * MS,
         }
     }
@@ -1476,6 +1482,13 @@ mod tests {
         // Non-ASCII names count as percent-encoded.
         let names = vec!["ü".repeat(10); 3];
         assert_eq!(scan_requests(&names, 70).len(), 3);
+        // The budget holds for the query the HTTP client really builds (slashes are encoded).
+        let deep: Vec<String> = (0..20_000).map(|i| format!("many-0/d{:03}/f{i:05} x", i % 200)).collect();
+        let budget = WatcherConfig::default().max_request_bytes;
+        for request in scan_requests(&deep, budget) {
+            let url = reqwest::Url::parse_with_params("http://127.0.0.1:1/rest/db/scan", request.iter().map(|s| ("sub", s))).unwrap();
+            assert!(url.query().unwrap().len() <= budget, "{} > {budget}", url.query().unwrap().len());
+        }
     }
 
     #[test]
