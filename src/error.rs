@@ -162,7 +162,7 @@ fn pairing_code(error: &PairingError) -> ErrorCode {
         | PairingError::OfflineCodeInvalid(_) => ErrorCode::CodeInvalid,
         PairingError::CodeExpired => ErrorCode::CodeExpired,
         PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
-        PairingError::CodeMismatch => ErrorCode::CodeMismatch,
+        PairingError::CodeMismatch | PairingError::GuestReplaced => ErrorCode::CodeMismatch,
         PairingError::Timeout(_) => ErrorCode::PairingTimeout,
         PairingError::PeerProtocol(_) | PairingError::AcceptFailed(_) => ErrorCode::PairingProtocol,
         PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,

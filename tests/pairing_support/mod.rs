@@ -1,22 +1,13 @@
-//! Shared by the pairing integration tests: an axum server implementing the relay contract
-//! (PAIRING-PROTOCOL.md) over a `MemoryMailbox`, an original-only relay, and mailbox wrappers
-//! that misbehave on purpose.
+//! Shared by the pairing integration tests: the real relay on loopback, and mailbox wrappers
+//! that misbehave on purpose (a lying relay as a server is in tests/pairing_attack_support).
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Router;
 use botsync::device_id::DeviceId;
-use botsync::pairing::mailbox::{Allocation, Mailbox, Slot};
-use botsync::pairing::{MailboxId, MemberInfo, MemoryMailbox, PairingCode, PairingError, PeerInfo};
-use serde_json::json;
+use botsync::pairing::{AccessToken, Allocation, MailboxId, Mailbox, MemberInfo, PairingError, PeerInfo, RelayClient, Slot};
+use botsync::relay::{MemoryStore, RateLimits, RelayConfig, RunningRelay};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -41,110 +32,38 @@ pub async fn serve(router: Router) -> TestServer {
     TestServer { url, task }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+/// The real relay (memory store, no rate limits: all test traffic is one address) on loopback.
+pub struct Relay {
+    pub url: String,
+    pub store: MemoryStore,
+    _running: RunningRelay,
 }
 
-fn failure(e: PairingError) -> Response {
-    match e {
-        PairingError::CodeAlreadyUsed => error(StatusCode::CONFLICT, "code already used"),
-        PairingError::CodeExpired => error(StatusCode::NOT_FOUND, "unknown or expired code"),
-        other => error(StatusCode::BAD_REQUEST, &other.to_string()),
+impl Relay {
+    pub async fn start() -> Relay {
+        Self::with_config(unlimited()).await
+    }
+
+    pub async fn with_config(config: RelayConfig) -> Relay {
+        let store = MemoryStore::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = botsync::relay::serve(listener, store.clone(), config).unwrap();
+        Relay { url: running.url(), store, _running: running }
+    }
+
+    pub fn client(&self) -> RelayClient {
+        RelayClient::new(&self.url).unwrap()
+    }
+
+    /// Mailboxes alive on the relay right now.
+    pub fn live_mailboxes(&self) -> usize {
+        self.store.dump().iter().filter(|(k, _)| k.starts_with("mb:") && k.matches(':').count() == 1).count()
     }
 }
 
-fn banner() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "service": "botsync-relay", "version": "0.0.0-test" }))
-}
-
-fn address(mailbox: &str, slot: &str) -> Result<(MailboxId, Slot), Response> {
-    let id = MailboxId::parse_strict(mailbox).ok_or_else(|| error(StatusCode::BAD_REQUEST, "bad mailbox"))?;
-    let slot = Slot::parse(slot).ok_or_else(|| error(StatusCode::BAD_REQUEST, "bad slot"))?;
-    Ok((id, slot))
-}
-
-/// The v2 API from the contract, backed by `store`.
-pub fn v2_router(store: Arc<MemoryMailbox>) -> Router {
-    async fn allocate(State(store): State<Arc<MemoryMailbox>>) -> Response {
-        match store.allocate().await {
-            Ok(a) => (StatusCode::CREATED, Json(a)).into_response(),
-            Err(e) => failure(e),
-        }
-    }
-    async fn put_slot(
-        State(store): State<Arc<MemoryMailbox>>,
-        Path((mailbox, slot)): Path<(String, String)>,
-        body: Bytes,
-    ) -> Response {
-        let (id, slot) = match address(&mailbox, &slot) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        match store.put(id, slot, &body).await {
-            Ok(()) => (StatusCode::CREATED, Json(json!({}))).into_response(),
-            Err(e) => failure(e),
-        }
-    }
-    async fn get_slot(
-        State(store): State<Arc<MemoryMailbox>>,
-        Path((mailbox, slot)): Path<(String, String)>,
-        Query(query): Query<HashMap<String, String>>,
-    ) -> Response {
-        let (id, slot) = match address(&mailbox, &slot) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let wait = query.get("wait").and_then(|w| w.parse::<u64>().ok()).unwrap_or(0).min(30_000);
-        match store.get(id, slot, Duration::from_millis(wait)).await {
-            Ok(Some(data)) => ([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response(),
-            Ok(None) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => failure(e),
-        }
-    }
-    async fn delete_mailbox(State(store): State<Arc<MemoryMailbox>>, Path(mailbox): Path<String>) -> Response {
-        if let Some(id) = MailboxId::parse_strict(&mailbox) {
-            let _ = store.delete(id).await;
-        }
-        StatusCode::NO_CONTENT.into_response()
-    }
-    Router::new()
-        .route("/", get(|| async { banner() }))
-        .route("/v2/mailboxes", post(allocate))
-        .route("/v2/mailboxes/{mailbox}", axum::routing::delete(delete_mailbox))
-        .route("/v2/mailboxes/{mailbox}/{slot}", put(put_slot).get(get_slot))
-        .with_state(store)
-}
-
-/// An original-only relay: `POST /pair`, `GET /pair/:code` (once), no v2 routes at all.
-pub fn original_router() -> Router {
-    original_routes().route("/", get(|| async { banner() }))
-}
-
-fn original_routes() -> Router {
-    type Pairs = Arc<Mutex<HashMap<String, serde_json::Value>>>;
-    async fn create(State(pairs): State<Pairs>, Json(payload): Json<serde_json::Value>) -> Response {
-        if payload.get("deviceId").and_then(|d| d.as_str()).is_none() {
-            return error(StatusCode::BAD_REQUEST, "deviceId required");
-        }
-        let code = PairingCode::generate(&MailboxId::random()).to_string();
-        pairs.lock().unwrap().insert(code.clone(), payload);
-        (StatusCode::CREATED, Json(json!({ "code": code }))).into_response()
-    }
-    async fn lookup(State(pairs): State<Pairs>, Path(code): Path<String>) -> Response {
-        match pairs.lock().unwrap().remove(&code) {
-            Some(payload) => Json(payload).into_response(),
-            None => error(StatusCode::NOT_FOUND, "unknown or expired code"),
-        }
-    }
-    Router::new()
-        .route("/pair", post(create))
-        .route("/pair/{code}", get(lookup))
-        .with_state(Pairs::default())
-}
-
-/// A v2 relay that also serves the original protocol, as the real relay does.
-pub fn dual_router(store: Arc<MemoryMailbox>) -> Router {
-    v2_router(store).merge(original_routes())
+/// Relay defaults without rate limits.
+pub fn unlimited() -> RelayConfig {
+    RelayConfig { limits: RateLimits::unlimited(), ..RelayConfig::default() }
 }
 
 pub fn device(n: u8) -> DeviceId {
@@ -177,19 +96,19 @@ impl<M: Mailbox> Mailbox for Tamper<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         let mut data = data.to_vec();
         if slot == self.slot && !data.is_empty() {
             let middle = data.len() / 2;
             data[middle] ^= 0x01;
         }
-        self.inner.put(mailbox, slot, &data).await
+        self.inner.put(mailbox, slot, token, &data).await
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
-        self.inner.get(mailbox, slot, wait).await
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
 
@@ -213,20 +132,20 @@ impl<M: Mailbox> Mailbox for RaceGuests<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         if slot != Slot::GuestPake {
-            return self.inner.put(mailbox, slot, data).await;
+            return self.inner.put(mailbox, slot, token, data).await;
         }
         self.ready.wait().await;
-        let result = self.inner.put(mailbox, slot, data).await;
+        let result = self.inner.put(mailbox, slot, token, data).await;
         self.written.wait().await;
         result
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
-        self.inner.get(mailbox, slot, wait).await
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
 
@@ -242,18 +161,18 @@ impl<M: Mailbox> Mailbox for Flaky<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
-        self.inner.put(mailbox, slot, data).await
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
+        self.inner.put(mailbox, slot, token, data).await
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
         use std::sync::atomic::Ordering;
         let left = self.failures.load(Ordering::SeqCst);
         if slot == self.slot && left > 0 && self.failures.compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             return Err(PairingError::RelayUnreachable { url: "flaky".into(), reason: "blip".into() });
         }
-        self.inner.get(mailbox, slot, wait).await
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
