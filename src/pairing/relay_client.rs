@@ -242,6 +242,8 @@ pub mod response {
     fn slot_not_found(url: &str, answer: &RawAnswer) -> PairingError {
         if error_message(answer).is_some() {
             PairingError::CodeExpired
+        } else if looks_html(answer) {
+            not_a_relay(url, answer)
         } else {
             PairingError::OriginalOnlyRelay { url: url.to_string() }
         }

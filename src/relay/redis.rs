@@ -23,12 +23,23 @@ use crate::pairing::wire::TokenHash;
 
 pub const DEFAULT_KEY_PREFIX: &str = "botsync:relay:";
 
+// The usage keys expire with the last mailbox they count, so no key lives forever and, once
+// every counted mailbox has expired, the counts are gone with them (zero).
+const OUTLIVE: &str = r"
+local function outlive(key, expires)
+  local current = redis.call('PEXPIRETIME', key)
+  if current < expires then redis.call('PEXPIREAT', key, expires) end
+end
+";
+
 // KEYS: mailbox, live. ARGV: ttl ms, host hash, id.
 const CREATE_MAILBOX: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], '_', '1', 'h', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], redis.call('PEXPIRETIME', KEYS[1]), ARGV[3])
+local expires = redis.call('PEXPIRETIME', KEYS[1])
+redis.call('ZADD', KEYS[2], expires, ARGV[3])
+outlive(KEYS[2], expires)
 return 1
 ";
 
@@ -39,8 +50,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'g', ARGV[3]) end
 local n = string.len(ARGV[2])
-redis.call('ZADD', KEYS[2], redis.call('PEXPIRETIME', KEYS[1]), ARGV[4] .. '/' .. ARGV[1] .. '/' .. n)
+local expires = redis.call('PEXPIRETIME', KEYS[1])
+redis.call('ZADD', KEYS[2], expires, ARGV[4] .. '/' .. ARGV[1] .. '/' .. n)
 redis.call('INCRBY', KEYS[3], n)
+outlive(KEYS[2], expires)
+outlive(KEYS[3], expires)
 return 1
 ";
 
@@ -126,8 +140,8 @@ impl RedisStore {
             connection,
             prefix: prefix.into(),
             scripts: Arc::new(Scripts {
-                create_mailbox: Script::new(CREATE_MAILBOX),
-                write_slot: Script::new(WRITE_SLOT),
+                create_mailbox: Script::new(&format!("{OUTLIVE}{CREATE_MAILBOX}")),
+                write_slot: Script::new(&format!("{OUTLIVE}{WRITE_SLOT}")),
                 read_slot: Script::new(&format!("{FORGET}{READ_SLOT}")),
                 delete_mailbox: Script::new(&format!("{FORGET}{DELETE_MAILBOX}")),
                 usage: Script::new(USAGE),
