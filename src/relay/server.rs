@@ -711,6 +711,16 @@ async fn refuse_connection(mut stream: TcpStream) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        // Read the request head first: an answer that overtakes the request confuses clients.
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buffer)).await {
+                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+                _ => break,
+            }
+        }
         let _ = stream.write_all(answer.as_bytes()).await;
         let _ = stream.shutdown().await;
     })
