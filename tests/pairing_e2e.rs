@@ -605,6 +605,7 @@ fn bad_codes_and_bad_relays_are_refused_cleanly() {
             let mailbox: Vec<&str> = taken.code.split('-').take(2).collect();
             let put = reqwest::Client::new()
                 .put(format!("{}/v2/mailboxes/{}/guest-pake", relay.url, mailbox.join("-")))
+                .header("authorization", "Bearer 0123456789abcdef0123456789abcdef")
                 .body(vec![7u8; 33])
                 .send()
                 .await
