@@ -47,6 +47,19 @@ async fn exchange_through(relay: &LyingRelay, invite: &Invite) -> (Result<PeerIn
     (host_task.await.unwrap(), guest)
 }
 
+/// A real exchange through a lying relay with `policy`: checks that neither side accepted anyone
+/// but the other and that no secret word reached the relay; returns (host, guest) outcomes.
+async fn attacked(
+    policy: impl Fn(&Seen, &[Seen]) -> Verdict + Send + Sync + 'static,
+) -> (Result<PeerInfo, PairingError>, Result<PeerInfo, PairingError>) {
+    let relay = LyingRelay::start(policy).await;
+    let invite = host::open_invite(&RelayClient::new(&relay.url).unwrap()).await.unwrap();
+    let (host, guest) = exchange_through(&relay, &invite).await;
+    nobody_else_accepted(&host, &guest);
+    relay.assert_never_saw(&secret_words(&invite.code));
+    (host, guest)
+}
+
 /// Neither side accepted anyone but the real other side.
 fn nobody_else_accepted(host: &Result<PeerInfo, PairingError>, guest: &Result<PeerInfo, PairingError>) {
     if let Ok(peer) = host {
@@ -159,15 +172,8 @@ async fn swapped_replayed_and_reordered_slots_are_mismatches_on_both_sides() {
         }),
     ];
     for (name, slot, attack) in attacks {
-        let attack = Arc::new(attack);
-        let relay = LyingRelay::start({
-            let attack = attack.clone();
-            move |seen, history| if seen.is("GET", slot) { attack(seen, history) } else { Verdict::Forward }
-        })
-        .await;
-        let invite = host::open_invite(&RelayClient::new(&relay.url).unwrap()).await.unwrap();
-        let (host, guest) = exchange_through(&relay, &invite).await;
-        nobody_else_accepted(&host, &guest);
+        let (host, guest) =
+            attacked(move |seen, history| if seen.is("GET", slot) { attack(seen, history) } else { Verdict::Forward }).await;
         let guest = guest.expect_err(name);
         assert_eq!(code_of(&guest), "BOTSYNC_CODE_MISMATCH", "{name}: guest {guest}");
         if slot != "/host-data" {
@@ -175,14 +181,13 @@ async fn swapped_replayed_and_reordered_slots_are_mismatches_on_both_sides() {
             let host = host.expect_err(name);
             assert!(matches!(code_of(&host), "BOTSYNC_CODE_MISMATCH" | "BOTSYNC_PAIRING_TIMEOUT"), "{name}: host {host}");
         }
-        relay.assert_never_saw(&secret_words(&invite.code));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_playing_guest_or_host_with_its_own_code_gets_nobody_in() {
     // Playing guest: the relay writes its own guess in place of the joiner's message.
-    let relay = LyingRelay::start(|seen, _| {
+    let (host, guest) = attacked(|seen, _| {
         if seen.is("PUT", "/guest-pake") {
             let mailbox: MailboxId = seen.target.split('/').nth(3).unwrap().parse().unwrap();
             Verdict::ForwardBody(GuestPake::start(&PairingCode::generate(&mailbox)).1)
@@ -191,12 +196,8 @@ async fn a_relay_playing_guest_or_host_with_its_own_code_gets_nobody_in() {
         }
     })
     .await;
-    let invite = host::open_invite(&RelayClient::new(&relay.url).unwrap()).await.unwrap();
-    let (host, guest) = exchange_through(&relay, &invite).await;
-    nobody_else_accepted(&host, &guest);
     assert_eq!(host.map(|_| ()), Err(PairingError::CodeMismatch));
     assert_eq!(guest.map(|_| ()), Err(PairingError::CodeMismatch));
-    relay.assert_never_saw(&secret_words(&invite.code));
 
     // Playing host: the relay hands the host a mailbox where its own host message (its own code)
     // is already in. The host refuses the occupied mailbox; a joiner reaching the relay's
@@ -227,7 +228,7 @@ async fn a_relay_playing_guest_or_host_with_its_own_code_gets_nobody_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burned_codes_and_floods_end_in_clear_errors() {
     // Burning: the relay tells the joiner the code is gone, and the host too.
-    let relay = LyingRelay::start(|seen, _| {
+    let (host, guest) = attacked(|seen, _| {
         if seen.target.contains("/v2/mailboxes/") {
             Verdict::json(404, json!({ "error": "unknown or expired code" }))
         } else {
@@ -235,14 +236,11 @@ async fn burned_codes_and_floods_end_in_clear_errors() {
         }
     })
     .await;
-    let invite = host::open_invite(&RelayClient::new(&relay.url).unwrap()).await.unwrap();
-    let (host, guest) = exchange_through(&relay, &invite).await;
     assert_eq!(code_of(&host.unwrap_err()), "BOTSYNC_CODE_EXPIRED");
     assert_eq!(code_of(&guest.unwrap_err()), "BOTSYNC_CODE_EXPIRED");
-    relay.assert_never_saw(&secret_words(&invite.code));
 
     // Flooding: answers far larger than any relay's, to every slot read.
-    let relay = LyingRelay::start(|seen, _| {
+    let (host, guest) = attacked(|seen, _| {
         if seen.method == "GET" && seen.target.contains("/v2/mailboxes/") {
             Verdict::Answer(200, "application/octet-stream", vec![b'x'; 1 << 20])
         } else {
@@ -250,12 +248,8 @@ async fn burned_codes_and_floods_end_in_clear_errors() {
         }
     })
     .await;
-    let invite = host::open_invite(&RelayClient::new(&relay.url).unwrap()).await.unwrap();
-    let (host, guest) = exchange_through(&relay, &invite).await;
-    nobody_else_accepted(&host, &guest);
     assert_eq!(code_of(&guest.unwrap_err()), "BOTSYNC_RELAY_PROTOCOL");
     assert_eq!(code_of(&host.unwrap_err()), "BOTSYNC_RELAY_PROTOCOL");
-    relay.assert_never_saw(&secret_words(&invite.code));
 
     // A third party who knows the two public words cannot burn the code on the real relay.
     let relay = Relay::start().await;
