@@ -135,8 +135,18 @@ async fn original_is_refused_with_a_v2_relay_before_anything_changes() {
     let error = botsync::commands::join::run(&join).await.unwrap_err();
     assert_eq!(error.code().as_str(), "BOTSYNC_USAGE", "{error}");
     assert!(!root.exists());
-    let both = botsync::commands::invite::check_route(Some(&relay.url), Some(true), Some(true)).await.unwrap_err();
+    let both = botsync::commands::invite::check_route(Some(&relay.url), Some(true), Some(true), None).await.unwrap_err();
     assert_eq!(both.code().as_str(), "BOTSYNC_USAGE");
+    // The original protocol with discovery off, and a v2-free relay: also refused up front.
+    let v2_free = LyingRelay::start(|seen, _| {
+        if seen.target.starts_with("/v2") { Verdict::Answer(404, "text/plain", vec![]) } else { Verdict::Forward }
+    })
+    .await;
+    let init = botsync::commands::init::InitOptions { network: Some("direct".into()), relay: Some(v2_free.url.clone()), ..init };
+    let error = botsync::commands::init::run(&init).await.unwrap_err();
+    assert_eq!(error.code().as_str(), "BOTSYNC_USAGE", "{error}");
+    assert!(error.to_string().contains("direct"), "{error}");
+    assert!(!root.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,7 +81,8 @@ pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
 pub async fn run(options: &InitOptions) -> Result<InitReport> {
     // A malformed relay URL or an impossible route would only be noticed after the root is set
     // up and running.
-    super::invite::check_route(options.relay.as_deref(), options.offline, options.original).await?;
+    let network = parse_network(options.network.as_deref())?;
+    super::invite::check_route(options.relay.as_deref(), options.offline, options.original, network).await?;
     let EngineReady { engine, created, started } = init_engine(options).await?;
     let daemon = super::start::start_daemon(engine.root()).await?;
     let invite_options = InviteOptions {

@@ -84,19 +84,28 @@ pub async fn run(options: &InviteOptions) -> Result<InviteReport> {
     let mut engine = Engine::load(&root)?;
     crate::daemon::notify::NotifySettings::check_env(&root)?;
     crate::daemon::process::binary()?;
-    check_route(options.relay.as_deref(), options.offline, options.original).await?;
+    check_route(options.relay.as_deref(), options.offline, options.original, Some(engine.network())).await?;
     engine.start(&BinaryLocator::from_env()).await?;
     super::start::start_daemon(&root).await?;
     issue(&engine, options).await
 }
 
 /// Refuses, before anything is set up or started, a route that cannot be taken: `offline` with
-/// `original`, a malformed relay URL, or `original` with a relay that speaks v2 (the v2 exchange
-/// keeps the code from the relay; the original protocol would hand it over for nothing).
-pub async fn check_route(relay: Option<&str>, offline: Option<bool>, original: Option<bool>) -> Result<()> {
+/// `original`, a malformed relay URL, `original` with the `direct` profile (`network`, when known),
+/// or `original` with a relay that speaks v2 (the v2 exchange keeps the code from the relay; the
+/// original protocol would hand it over for nothing).
+pub async fn check_route(
+    relay: Option<&str>,
+    offline: Option<bool>,
+    original: Option<bool>,
+    network: Option<NetworkProfile>,
+) -> Result<()> {
     let (offline, original) = (offline.unwrap_or(false), original.unwrap_or(false));
     if offline && original {
         return Err(Error::Usage("--offline and --original are two different kinds of code: pick one".into()));
+    }
+    if original && network == Some(NetworkProfile::Direct) {
+        return Err(original_needs_discovery());
     }
     if offline {
         return Ok(());
@@ -192,14 +201,18 @@ async fn relay_record(relay_url: &str) -> Result<InviteRecord, PairingError> {
     })
 }
 
+/// An original code hands the joiner our device ID and nothing else: without discovery it could
+/// never find us.
+fn original_needs_discovery() -> Error {
+    Error::Usage(
+        "--original: the original protocol tells the other machine only this device's ID, and the `direct` network profile turns off the discovery it would need to find it: use a v2 relay or an offline code".into(),
+    )
+}
+
 /// An original-protocol code, asked for with `--original` (and `check_route` passed).
 async fn original_record(engine: &Engine, relay_url: &str) -> Result<InviteRecord> {
     if engine.network() == NetworkProfile::Direct {
-        // An original code hands the joiner our device ID and nothing else: without discovery
-        // it could never find us.
-        return Err(Error::Usage(
-            "--original: the original protocol tells the other machine only this device's ID, and the `direct` network profile turns off the discovery it would need to find it: use a v2 relay or an offline code".into(),
-        ));
+        return Err(original_needs_discovery());
     }
     let relay = RelayClient::new(relay_url)?;
     refuse_original_on_v2(&relay).await?;
