@@ -12,7 +12,7 @@ use crate::daemon::invites::{self, InviteKind, InviteRecord, InviteStatus};
 use crate::engine::{BinaryLocator, Engine, NetworkProfile};
 use crate::error::{Error, ErrorCode, Result};
 use crate::pairing::original::{self, OriginalPayload};
-use crate::pairing::{host, HostProgress, OfflineCode, PairingError, RelayClient};
+use crate::pairing::{host, OfflineCode, PairingError, RelayClient};
 use crate::root::SyncRoot;
 
 pub const RELAY_ENV: &str = "BOTSYNC_RELAY";
@@ -194,7 +194,7 @@ async fn relay_record(relay_url: &str) -> Result<InviteRecord, PairingError> {
             relay: relay_url.to_string(),
             code: invite.code.to_string(),
             host_token: Some(invite.host_token),
-            progress: HostProgress::default(),
+            progress: Box::default(),
         },
         expires_at_ms: invite.expires_at,
         status: InviteStatus::Pending,
@@ -348,7 +348,7 @@ mod tests {
             relay: relay.into(),
             code: "c".into(),
             host_token: None,
-            progress: HostProgress::default(),
+            progress: Box::default(),
         };
         assert_eq!(join_command("c", &relay("http://127.0.0.1:8787")), "npx botsync join c --relay http://127.0.0.1:8787");
         assert_eq!(join_command("c", &relay(DEFAULT_RELAY)), "npx botsync join c");

@@ -104,11 +104,11 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
         let mut journal = |progress: &HostProgress| {
             let mut saved = record.clone();
             if let InviteKind::Relay { progress: slot, .. } = &mut saved.kind {
-                *slot = progress.clone();
+                **slot = progress.clone();
             }
             invites::save(engine.root(), &saved).map_err(|e| e.to_string())
         };
-        host::complete_journaled(&relay, session, progress.clone(), &mut journal, |guest| async move {
+        host::complete_journaled(&relay, session, (**progress).clone(), &mut journal, |guest| async move {
             // No addresses yet: the joiner dials us once it has our answer. Were we to dial first,
             // it would refuse us as an unknown device and Syncthing would back off for seconds.
             engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;

@@ -27,7 +27,7 @@ pub enum InviteKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host_token: Option<AccessToken>,
         #[serde(default)]
-        progress: HostProgress,
+        progress: Box<HostProgress>,
     },
     /// An original-protocol code: the joiner proves the code with its device-name tag.
     Original { relay: String, code: String },
@@ -122,7 +122,7 @@ mod tests {
                 relay: "http://127.0.0.1:1".into(),
                 code: "abandon-ability-able-about-above".into(),
                 host_token: Some(AccessToken::random()),
-                progress: HostProgress::default(),
+                progress: Box::default(),
             },
             expires_at_ms: 1,
             status: InviteStatus::Pending,
