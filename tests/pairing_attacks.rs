@@ -300,11 +300,20 @@ impl CrashingJournal {
     }
 }
 
-async fn run_host(client: &RelayClient, invite: &Invite, seed: &botsync::pairing::pake::HostSeed, journal: &CrashingJournal) -> Result<PeerInfo, PairingError> {
+/// One run of a journaled host that answers as `name`: runs that sealed their own reply would
+/// send different bytes, so identical replies prove the reply was sealed once.
+async fn run_host(
+    client: &RelayClient,
+    invite: &Invite,
+    seed: &botsync::pairing::pake::HostSeed,
+    journal: &CrashingJournal,
+    name: &str,
+) -> Result<PeerInfo, PairingError> {
     let session = Session { code: &invite.code, token: &invite.host_token, seed: Some(seed), deadline: soon(5) };
     let progress = journal.saved.lock().unwrap().clone();
     let mut save = |p: &HostProgress| journal.save(p);
-    host::complete_journaled(client, session, progress, &mut save, |_| async { Ok(host_info()) }).await
+    let me = PeerInfo { name: name.to_string(), ..host_info() };
+    host::complete_journaled(client, session, progress, &mut save, |_| async { Ok(me) }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,13 +330,18 @@ async fn a_host_killed_at_each_step_resends_its_exact_reply_and_takes_no_second_
                 tokio::spawn(async move { guest::join_until(&client, &code, &info(2, "laptop"), soon(8)).await })
             };
             let journal = CrashingJournal::new(Some(crash_at), persist_first);
-            let first = run_host(&client, &invite, &seed, &journal).await;
+            let first = run_host(&client, &invite, &seed, &journal, "first run").await;
             assert!(first.is_err(), "crash {crash_at}: the first run must stop");
             // The restarted host, with what the first run left on disk.
             let restarted = CrashingJournal { crash_at: None, ..journal.clone() };
-            let second = run_host(&client, &invite, &seed, &restarted).await;
+            let second = run_host(&client, &invite, &seed, &restarted, "second run").await;
             assert_eq!(second.map(|g| g.device_id), Ok(device(2)), "crash {crash_at}/{persist_first}");
-            assert_eq!(guest.await.unwrap().map(|h| h.device_id), Ok(device(1)));
+            let host = guest.await.unwrap().unwrap();
+            assert_eq!(host.device_id, device(1));
+            // A reply recorded before the kill is the one the guest gets, though the second run
+            // would have answered otherwise.
+            let recorded = crash_at == 3 && persist_first;
+            assert_eq!(host.name, if recorded { "first run" } else { "second run" }, "crash {crash_at}/{persist_first}");
             let replies: Vec<Vec<u8>> = relay.requests().iter().filter(|s| s.is("PUT", "/host-data")).map(|s| s.body.clone()).collect();
             assert!(!replies.is_empty());
             assert!(replies.windows(2).all(|w| w[0] == w[1]), "crash {crash_at}: a reply was sealed twice");
@@ -358,12 +372,12 @@ async fn a_restarted_host_refuses_another_guest_message() {
     };
     // Killed right after it recorded the guest message it is about to answer.
     let journal = CrashingJournal::new(Some(1), true);
-    assert!(run_host(&client, &invite, &seed, &journal).await.is_err());
+    assert!(run_host(&client, &invite, &seed, &journal, "first run").await.is_err());
     // The relay now presents a guess of its own: a second try against the same seeded secret.
     *swapped.lock().unwrap() = Some(GuestPake::start(&PairingCode::generate(&invite.code.mailbox())).1);
     let restarted = CrashingJournal { crash_at: None, ..journal.clone() };
     let before = relay.requests().len();
-    let second = run_host(&client, &invite, &seed, &restarted).await.unwrap_err();
+    let second = run_host(&client, &invite, &seed, &restarted, "second run").await.unwrap_err();
     assert_eq!(second, PairingError::GuestReplaced);
     assert_eq!(code_of(&second), "BOTSYNC_CODE_MISMATCH");
     assert!(!relay.requests()[before..].iter().any(|s| s.is("PUT", "/host-data")), "answered the swapped message");

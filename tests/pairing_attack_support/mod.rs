@@ -52,6 +52,8 @@ pub enum Verdict {
     /// Forward with this body instead.
     ForwardBody(Vec<u8>),
     Answer(u16, &'static str, Vec<u8>),
+    /// Never answer (for 60 s, then 504): the caller is stuck in this request.
+    Hang,
 }
 
 impl Verdict {
@@ -123,6 +125,10 @@ async fn handle(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, heade
     };
     inner.log.lock().unwrap().push(seen.clone());
     let body = match verdict {
+        Verdict::Hang => {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
         Verdict::Answer(status, content_type, bytes) => {
             return (StatusCode::from_u16(status).unwrap(), [("content-type", content_type)], bytes).into_response();
         }
