@@ -71,8 +71,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The pairing code (5 words) or an offline code
-    #[arg(value_name = "CODE", num_args = 1.., required = true)]
+    /// The pairing code (5 words) or an offline code; `-` reads it from stdin, none reads $BOTSYNC_CODE (argv is visible to every local user)
+    #[arg(value_name = "CODE", num_args = 0..)]
     pub code: Vec<String>,
     /// Network profile for this machine, as for `init`
     #[arg(long, value_name = "PROFILE")]
@@ -110,8 +110,8 @@ pub struct RelayArgs {
     /// Address to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
-    /// Keep pairing state in Redis so several relay instances share it
-    #[arg(long, value_name = "URL")]
+    /// Keep pairing state in Redis so several relay instances share it (prefer the env var: argv is visible to every local user)
+    #[arg(long, value_name = "URL", env = "BOTSYNC_RELAY_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
     /// Key prefix in Redis [default: botsync:relay:]
     #[arg(long, value_name = "PREFIX", requires = "redis")]
@@ -210,7 +210,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         }
         Command::Join(args) => {
             let options = commands::join::JoinOptions {
-                code: args.code.join(" "),
+                code: commands::secret_input::join_code(&args.code)?,
                 root: root.root.clone(),
                 network: args.network,
                 relay: args.relay,

@@ -3,6 +3,7 @@
 //! run exactly the same code.
 
 pub mod relay;
+pub mod secret_input;
 pub mod demo;
 pub mod doctor;
 pub mod init;

@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod binary;
 pub mod config_xml;
 pub mod events;
+pub mod gui_login;
 pub mod manifest;
 pub mod ports;
 pub mod process;
@@ -34,6 +35,7 @@ use crate::device_id::DeviceId;
 use crate::root::{SharedFolder, SyncRoot};
 use crate::state_file::{self, StateFileError};
 use config_xml::{ConfigEdit, ConfigXml};
+use gui_login::GuiLogin;
 use process::PidRecord;
 
 /// How often readiness is polled: fine enough that `init` returns within a poll of Syncthing
@@ -247,6 +249,8 @@ impl Engine {
                 profile: &profile,
                 root,
             })?;
+            let login = GuiLogin::generate();
+            xml.set_gui_login(&login.user, &login.bcrypt_hash());
             xml.save()?;
             let state = EngineState {
                 network,
@@ -292,13 +296,17 @@ impl Engine {
         let _lock = StartLock::acquire(&self.root.state_dir()).await?;
         let home = self.home();
         match self.probe().await {
-            RunState::Running if self.live_monitor().is_some() => return Ok(StartOutcome::AlreadyRunning),
+            RunState::Running if self.live_monitor().is_some() => {
+                self.lock_running_gui().await?;
+                return Ok(StartOutcome::AlreadyRunning);
+            }
             // A worker whose monitor was killed answers, but nothing would restart it after a
             // crash: it is replaced below by a monitored one.
             RunState::Running => {}
             RunState::Restarting => {
                 if let Some(monitor) = self.live_monitor() {
                     self.wait_ready(monitor).await?;
+                    self.lock_running_gui().await?;
                     return Ok(StartOutcome::AlreadyRunning);
                 }
             }
@@ -312,6 +320,7 @@ impl Engine {
         if !home.join("config.xml").is_file() || !home.join("cert.pem").is_file() {
             return Err(EngineError::ConfigMissing(home));
         }
+        lock_gui_before_start(&home)?;
         let binary = locator.resolve(Some(&self.state.syncthing)).await?;
         if binary != self.state.syncthing {
             self.state.syncthing = binary;
@@ -348,6 +357,16 @@ impl Engine {
                 Err(error)
             }
         }
+    }
+
+    /// A root set up before botsync locked the GUI, found running: Syncthing takes the login
+    /// through REST (and hashes the password itself), so it is locked without a restart.
+    async fn lock_running_gui(&self) -> Result<(), EngineError> {
+        if ConfigXml::load(&self.home().join("config.xml"))?.has_gui_login() {
+            return Ok(());
+        }
+        let login = GuiLogin::generate();
+        self.rest().set_gui_login(&login.user, login.expose_password()).await
     }
 
     /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor
@@ -517,6 +536,18 @@ impl Engine {
     pub fn configured_peers(&self) -> Result<Vec<(String, String, Vec<String>)>, EngineError> {
         Ok(ConfigXml::load(&self.home().join("config.xml"))?.peers(&self.state.device_id.to_string()))
     }
+}
+
+/// Gives a root set up before botsync locked the GUI its login while Syncthing is stopped, so it
+/// never serves an open GUI again (see `gui_login`).
+fn lock_gui_before_start(home: &Path) -> Result<(), EngineError> {
+    let mut xml = ConfigXml::load(&home.join("config.xml"))?;
+    if !xml.has_gui_login() {
+        let login = GuiLogin::generate();
+        xml.set_gui_login(&login.user, &login.bcrypt_hash());
+        xml.save()?;
+    }
+    Ok(())
 }
 
 /// Serializes `Engine::start` per root with an exclusive lock on `.botsync/engine.lock`, held

@@ -236,6 +236,14 @@ impl RestClient {
     }
 }
 
+// --- Used by trust (GUI login, member list reconciliation). ---
+impl RestClient {
+    /// Sets the GUI/REST login of a running Syncthing; it bcrypt-hashes `password` itself.
+    pub async fn set_gui_login(&self, user: &str, password: &str) -> Result<(), EngineError> {
+        self.patch_json("/rest/config/gui", &serde_json::json!({ "user": user, "password": password })).await
+    }
+}
+
 /// Whether an error means "nobody answered" rather than "answered with an error".
 pub fn is_unreachable(error: &EngineError) -> bool {
     matches!(error, EngineError::RestUnreachable { .. })
