@@ -51,6 +51,19 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
     Watch,
+    /// List the members of this mesh: name, device ID, connection, last seen, who added it; and removed machines
+    Peers,
+    /// Remove a machine from the mesh on every member, for good (it keeps the files it has)
+    Remove(PeerArgs),
+    /// Let a removed machine pair again (it needs a fresh code)
+    Allow(PeerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// The machine's name as `botsync peers` shows it, or its device ID (7 characters or more)
+    #[arg(value_name = "NAME|DEVICE-ID")]
+    pub peer: String,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +248,13 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo(args) => Ok(render(commands::demo::run(&commands::demo::DemoOptions { keep: Some(args.keep) }).await?)),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
+        Command::Peers => Ok(render(commands::peers::run(&root).await?)),
+        Command::Remove(args) => {
+            Ok(render(commands::remove::remove(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
+        Command::Allow(args) => {
+            Ok(render(commands::remove::allow(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
     }
 }
 

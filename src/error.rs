@@ -4,6 +4,7 @@
 
 use crate::daemon::notify::NotifyError;
 use crate::daemon::DaemonError;
+use crate::membership::MembershipError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
 use crate::engine::EngineError;
@@ -43,6 +44,10 @@ pub enum ErrorCode {
     EngineFailed,
     /// botsync's background process is missing or failed to start or stop.
     DaemonFailed,
+    /// `remove`/`allow` named no member (or no removed machine) of the mesh.
+    PeerUnknown,
+    /// The machine was removed from the mesh and is refused until a member allows it again.
+    PeerRemoved,
 }
 
 impl ErrorCode {
@@ -71,6 +76,8 @@ impl ErrorCode {
             ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
             ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
             ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
+            ErrorCode::PeerUnknown => "BOTSYNC_PEER_UNKNOWN",
+            ErrorCode::PeerRemoved => "BOTSYNC_PEER_REMOVED",
         }
     }
 }
@@ -114,6 +121,8 @@ pub enum Error {
     Relay(#[from] RelayError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 impl Error {
@@ -143,6 +152,14 @@ impl Error {
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,
             Error::Engine(engine) => engine_code(engine),
+            Error::Membership(e) => match e {
+                MembershipError::UnknownPeer(_) | MembershipError::NotRemoved(_) => ErrorCode::PeerUnknown,
+                MembershipError::Ambiguous { .. } | MembershipError::IsSelf(_) => ErrorCode::Usage,
+                MembershipError::Removed { .. } => ErrorCode::PeerRemoved,
+                MembershipError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
+                MembershipError::State(_) | MembershipError::Io { .. } => ErrorCode::Io,
+                MembershipError::Engine(engine) => engine_code(engine),
+            },
         }
     }
 

@@ -9,6 +9,8 @@ pub mod doctor;
 pub mod init;
 pub mod invite;
 pub mod join;
+pub mod peers;
+pub mod remove;
 pub mod start;
 pub mod status;
 pub mod stop;

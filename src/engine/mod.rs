@@ -497,16 +497,17 @@ impl Engine {
     }
 
     /// Makes `id` a peer: a device at `addresses` (plus discovery where the profile has it) that
-    /// shares all three folders with us. Peers are introducers both ways, so a device added on
-    /// any member reaches every member and the mesh survives the inviter going away. The device
-    /// is added paused and resumed once every folder is shared, so the first connection already
-    /// carries all three folders.
+    /// shares all three folders with us. Never an introducer: which machines belong to the mesh
+    /// is botsync's member list (`membership`), which every member reconciles into its own
+    /// Syncthing, so a device added through any member still reaches every member, and one
+    /// removed stays removed. The device is added paused and resumed once every folder is
+    /// shared, so the first connection already carries all three folders.
     pub async fn add_peer(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
         let rest = self.rest();
         let mut device = rest.device(id).await?.unwrap_or_else(|| rest::DeviceConfig::new(*id));
         device.name = name.to_string();
         device.addresses = self.peer_addresses(addresses);
-        device.other.insert("introducer".into(), serde_json::Value::Bool(true));
+        device.other.insert("introducer".into(), serde_json::Value::Bool(false));
         device.other.insert("paused".into(), serde_json::Value::Bool(true));
         rest.put_device(&device).await?;
         for folder in SharedFolder::ALL {
