@@ -379,8 +379,8 @@ fn a_root_from_before_the_login_gets_one_at_its_next_start() {
         // Running without one (cleared through REST, as an older botsync left it): `start` sets it live.
         block_on(async {
             let rest = engine(&a).rest();
-            // Syncthing keeps a password it is sent empty; an empty user turns the login off as well.
-            rest.patch_json("/rest/config/gui", &json!({ "user": "" })).await.unwrap();
+            // An empty user turns the login off (Syncthing keeps a password it is sent empty).
+            rest.set_gui_login("", "").await.unwrap();
         });
         // The control: without a login, the CSRF route does reach the REST API.
         wait_until(Duration::from_secs(10), "the GUI is open again", || {

@@ -7,18 +7,19 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::engine::{Engine, RestClient};
+use crate::engine::events::EventData;
+use crate::engine::Engine;
 use crate::membership;
 
 /// Events that can change what the member list asks of Syncthing.
 const EVENTS: &str = "ItemFinished,ConfigSaved,PendingDevicesChanged";
-const LONG_POLL_S: u64 = 60;
+const LONG_POLL: Duration = Duration::from_secs(60);
 const SAFETY_NET: Duration = Duration::from_secs(30);
 /// After a failed pass (Syncthing restarting): try again soon, not in a tight loop.
 const RETRY: Duration = Duration::from_secs(2);
 
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
-    let events = RestClient::with_timeout(engine.gui_port(), engine.state().api_key.clone(), Duration::from_secs(LONG_POLL_S + 10));
+    let rest = engine.rest();
     let mut since = 0u64;
     let mut last_error = String::new();
     loop {
@@ -47,14 +48,14 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                 tokio::time::sleep(pause).await;
                 return;
             }
-            let position = since.to_string();
-            let timeout = LONG_POLL_S.to_string();
-            let query = [("since", position.as_str()), ("events", EVENTS), ("timeout", timeout.as_str())];
             loop {
-                match events.get_json::<Vec<serde_json::Value>>("/rest/events", &query).await {
+                match rest.events(since, EVENTS, LONG_POLL, None).await {
                     Ok(batch) => {
-                        since = batch.iter().filter_map(|e| e["id"].as_u64()).max().unwrap_or(since).max(since);
-                        let relevant = batch.iter().any(|e| e["type"] != "ItemFinished" || e["data"]["folder"] == membership::FOLDER_ID);
+                        since = batch.iter().map(|e| e.id).max().unwrap_or(since).max(since);
+                        let relevant = batch.iter().any(|e| match &e.data {
+                            EventData::ItemFinished(item) => item.folder == membership::FOLDER_ID,
+                            _ => true,
+                        });
                         if relevant || batch.is_empty() {
                             return;
                         }

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use crate::clock;
 use crate::device_id::DeviceId;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, RestError};
 use crate::root::SyncRoot;
 use crate::state_file::{self, StateFileError};
 pub use ledger::{Added, Ledger, Verdict, View};
@@ -53,6 +53,8 @@ pub enum MembershipError {
     State(#[from] StateFileError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Rest(#[from] RestError),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }

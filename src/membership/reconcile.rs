@@ -51,7 +51,7 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
     ensure_members_folder(engine).await?;
     if changed {
         // Syncthing's watcher would find the new ledger within a second or so; the others need it now.
-        let _ = rest.scan(FOLDER_ID, None).await;
+        let _ = rest.scan::<&str>(FOLDER_ID, &[]).await;
     }
 
     let mut outcome = Reconciled::default();
