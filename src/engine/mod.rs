@@ -556,15 +556,8 @@ struct StartLock {
 impl StartLock {
     async fn acquire(state_dir: &Path) -> Result<StartLock, EngineError> {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = state_dir.join("engine.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
+        let file = state_file::open_lock_file(&path).map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
         let started = Instant::now();
         // SAFETY: flock on a descriptor we own; released when the file closes.
         while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {

@@ -122,15 +122,8 @@ impl Store {
     /// Serializes read-modify-write of the ledger between the CLI and the daemon.
     fn lock(&self) -> Result<LedgerLock, MembershipError> {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.root.state_dir().join("membership.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| MembershipError::Io { context: format!("opening {}", path.display()), source })?;
+        let file = state_file::open_lock_file(&path).map_err(|source| MembershipError::Io { context: format!("opening {}", path.display()), source })?;
         // SAFETY: flock on a descriptor we own; released when the file closes. Held for a file
         // read and write, never across a network call.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
@@ -263,18 +256,18 @@ pub fn find_removed(engine: &Engine, wanted: &str) -> Result<(DeviceId, String),
 /// Removes `device` from the mesh: a tombstone in this machine's ledger (which every member
 /// copies and applies), applied here at once. Returns when it was recorded.
 pub async fn remove(engine: &Engine, device: &DeviceId) -> Result<u64, MembershipError> {
-    let at_ms = clock::now_ms();
-    let me = engine.device_id();
-    Store::of(engine).update(|own, _| own.remove(Verdict { device: *device, by: me, at_ms }))?;
-    reconcile(engine).await?;
-    Ok(at_ms)
+    record_verdict(engine, device, Ledger::remove).await
 }
 
 /// Lets a removed machine pair again (it still needs a fresh code).
 pub async fn allow(engine: &Engine, device: &DeviceId) -> Result<u64, MembershipError> {
+    record_verdict(engine, device, Ledger::allow).await
+}
+
+async fn record_verdict(engine: &Engine, device: &DeviceId, record: fn(&mut Ledger, Verdict) -> bool) -> Result<u64, MembershipError> {
     let at_ms = clock::now_ms();
     let me = engine.device_id();
-    Store::of(engine).update(|own, _| own.allow(Verdict { device: *device, by: me, at_ms }))?;
+    Store::of(engine).update(|own, _| record(own, Verdict { device: *device, by: me, at_ms }))?;
     reconcile(engine).await?;
     Ok(at_ms)
 }
