@@ -150,6 +150,12 @@ fn a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed()
         std::thread::sleep(Duration::from_secs(2));
         assert!(!configured(&b).contains(&c_id) && !configured(&a).contains(&c_id));
 
+        // The other way round: C offers a code and A takes it. A refuses C as the host.
+        let offered = invite(&c, &relay.url);
+        let refused = join(&a, &relay.url, &offered);
+        assert_eq!((refused.status, refused.error_code()), (1, Some("BOTSYNC_PEER_REMOVED")), "{refused:?}");
+        assert!(!configured(&a).contains(&c_id));
+
         // Allowed on B on purpose, C pairs again with a fresh code, and reaches A as well.
         let allowed = cli(None, &["--json", "--root", &arg(&b), "allow", &c_id]);
         assert_eq!(allowed.status, 0, "{allowed:?}");
