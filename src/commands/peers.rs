@@ -8,7 +8,7 @@ use crate::engine::{Engine, RunState};
 use crate::error::Result;
 use crate::membership;
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeersReport {
@@ -21,7 +21,7 @@ pub struct PeersReport {
     pub removed: Vec<RemovedMember>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberStatus {
@@ -39,7 +39,7 @@ pub struct MemberStatus {
     pub added_at: String,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerRef {
@@ -47,7 +47,7 @@ pub struct PeerRef {
     pub name: Option<String>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RemovedMember {

@@ -9,7 +9,7 @@ use crate::engine::{BinaryLocator, Engine};
 use crate::error::Result;
 use crate::membership;
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerOptions {
@@ -19,7 +19,7 @@ pub struct PeerOptions {
     pub root: Option<String>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MembershipChange {

@@ -4,23 +4,14 @@
 //! another member configures it again, is refused when it comes back with a fresh code, and
 //! pairs again only once a member allows it. Bad input to `remove` and `join -` changes nothing.
 
-mod common;
-mod reliability_support;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use botsync::engine::Engine;
-use common::{block_on, isolated, root_at, snapshot};
-use reliability_support::*;
-
-#[test]
-#[ignore = "entry point for CLI child processes, not a test"]
-fn cli_entry() {
-    reliability_support::cli_entry();
-}
+use crate::support::{block_on, isolated, root_at, snapshot};
+use crate::support::reliability::*;
 
 fn engine(root: &Path) -> Engine {
     Engine::load(&root_at(root.to_owned())).unwrap()
@@ -62,7 +53,7 @@ fn membership_state(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 
 #[test]
 fn a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed() {
-    isolated("a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed", |scratch| {
+    isolated(test_path!("a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed"), |scratch| {
         use_daemon_bin();
         let relay = RelayThread::unlimited();
         let (a, b, c) = (scratch.join("a"), scratch.join("b"), scratch.join("c"));
@@ -168,7 +159,7 @@ fn a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed()
 
 #[test]
 fn join_with_an_empty_stdin_is_refused_and_sets_nothing_up() {
-    isolated("join_with_an_empty_stdin_is_refused_and_sets_nothing_up", |scratch| {
+    isolated(test_path!("join_with_an_empty_stdin_is_refused_and_sets_nothing_up"), |scratch| {
         use_daemon_bin();
         let root = scratch.join("never");
         let before = snapshot(scratch);

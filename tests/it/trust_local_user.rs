@@ -5,9 +5,6 @@
 //! Each refusal is checked against a control that shows the same request works for botsync
 //! itself, so a test of the wrong port or path cannot pass.
 
-mod common;
-mod reliability_support;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,15 +13,9 @@ use std::time::Duration;
 
 use botsync::engine::config_xml::ConfigXml;
 use botsync::engine::Engine;
-use common::{block_on, isolated, root_at};
-use reliability_support::*;
+use crate::support::{block_on, isolated, root_at};
+use crate::support::reliability::*;
 use serde_json::{json, Value};
-
-#[test]
-#[ignore = "entry point for CLI child processes, not a test"]
-fn cli_entry() {
-    reliability_support::cli_entry();
-}
 
 const INTRUDER_ENV: &str = "BOTSYNC_TEST_INTRUDER";
 
@@ -185,7 +176,7 @@ impl OtherUser {
         command
             .args([format!("--reuid={}", self.uid), format!("--regid={}", self.gid), "--clear-groups".into(), "--".into()])
             .arg(intruder_exe())
-            .args(["--include-ignored", "--exact", "intruder_entry", "--nocapture", "--test-threads=1"])
+            .args(["--include-ignored", "--exact", &test_path!("intruder_entry"), "--nocapture", "--test-threads=1"])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env(INTRUDER_ENV, task.to_string())
@@ -238,7 +229,7 @@ fn pids_of(root: &Path) -> Vec<u32> {
 
 #[test]
 fn another_local_user_gets_nothing_from_the_gui_the_state_files_or_argv() {
-    isolated("another_local_user_gets_nothing_from_the_gui_the_state_files_or_argv", |scratch| {
+    isolated(test_path!("another_local_user_gets_nothing_from_the_gui_the_state_files_or_argv"), |scratch| {
         use_daemon_bin();
         let intruder = OtherUser::create();
         // Only botsync's own modes stand between the intruder and the state: the scratch
@@ -351,7 +342,7 @@ fn another_local_user_gets_nothing_from_the_gui_the_state_files_or_argv() {
 
 #[test]
 fn a_root_from_before_the_login_gets_one_at_its_next_start() {
-    isolated("a_root_from_before_the_login_gets_one_at_its_next_start", |scratch| {
+    isolated(test_path!("a_root_from_before_the_login_gets_one_at_its_next_start"), |scratch| {
         use_daemon_bin();
         let a = scratch.join("a");
         let _guard = RootGuard::new(&a);
