@@ -1,6 +1,7 @@
 //! Shared by the pairing integration tests: the real relay on loopback (as a `RelayClient`'s
-//! other end), and mailbox wrappers that misbehave on purpose (a lying relay as a server is
-//! `support::lying_relay`).
+//! other end), an original-only relay (the real relay behind a proxy that forwards only the
+//! original protocol's routes), and mailbox wrappers that misbehave on purpose (a lying relay
+//! as a server is `support::lying_relay`).
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -65,6 +66,40 @@ impl Relay {
 /// Relay defaults without rate limits.
 pub fn unlimited() -> RelayConfig {
     RelayConfig { limits: RateLimits::unlimited(), ..RelayConfig::default() }
+}
+
+/// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
+/// everything else, `/v2/*` included, is a bare 404 like any server without those routes.
+pub async fn original_only_proxy(upstream: &str) -> TestServer {
+    use axum::body::Bytes;
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+
+    async fn forward(upstream: &str, method: Method, path: &str, body: Bytes) -> Response {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, format!("{upstream}{path}"));
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+        }
+        let answer = request.send().await.expect("upstream relay answers");
+        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+        let content_type = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = answer.bytes().await.unwrap();
+        (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
+    }
+    let router = axum::Router::new()
+        .route("/", get(|State(up): State<String>| async move { forward(&up, Method::GET, "/", Bytes::new()).await }))
+        .route("/pair", post(|State(up): State<String>, body: Bytes| async move { forward(&up, Method::POST, "/pair", body).await }))
+        .route(
+            "/pair/{code}",
+            get(|State(up): State<String>, UrlPath(code): UrlPath<String>| async move {
+                forward(&up, Method::GET, &format!("/pair/{code}"), Bytes::new()).await
+            }),
+        )
+        .with_state(upstream.to_string());
+    serve(router).await
 }
 
 pub fn device(n: u8) -> DeviceId {
