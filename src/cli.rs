@@ -51,6 +51,21 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
     Watch,
+    /// Wait until PATH (or, without it, everything) has reached the peers
+    Wait(WaitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// A file or directory in the root (`deliverables/report.md`, absolute, or relative to the current directory inside the root)
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    /// Wait for this peer only (name or device ID); repeat for several [default: every peer]
+    #[arg(long = "peer", value_name = "NAME")]
+    pub peers: Vec<String>,
+    /// Give up after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +250,15 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo(args) => Ok(render(commands::demo::run(&commands::demo::DemoOptions { keep: Some(args.keep) }).await?)),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
+        Command::Wait(args) => {
+            let options = commands::watch::WaitForSyncOptions {
+                root: root.root.clone(),
+                timeout_ms: Some(u32::try_from(args.timeout.saturating_mul(1000)).unwrap_or(u32::MAX)),
+                path: args.path,
+                peers: Some(args.peers),
+            };
+            Ok(render(commands::wait::run(&options).await?))
+        }
     }
 }
 

@@ -43,6 +43,12 @@ pub enum ErrorCode {
     EngineFailed,
     /// botsync's background process is missing or failed to start or stop.
     DaemonFailed,
+    /// The path (or the version of it asked for) does not exist.
+    NotFound,
+    /// A path outside its folder, or into botsync's or Syncthing's private directories.
+    PathRefused,
+    /// Content over a size cap.
+    TooLarge,
 }
 
 impl ErrorCode {
@@ -71,6 +77,9 @@ impl ErrorCode {
             ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
             ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
             ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
+            ErrorCode::NotFound => "BOTSYNC_NOT_FOUND",
+            ErrorCode::PathRefused => "BOTSYNC_PATH_REFUSED",
+            ErrorCode::TooLarge => "BOTSYNC_TOO_LARGE",
         }
     }
 }
@@ -104,6 +113,15 @@ pub enum Error {
     State(#[from] StateFileError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PathRefused(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A wait that ran out of time; the message names what is still missing.
+    #[error("{0}")]
+    Timeout(String),
     #[error(transparent)]
     Notify(#[from] NotifyError),
     #[error(transparent)]
@@ -126,6 +144,10 @@ impl Error {
             Error::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
             Error::State(_) => ErrorCode::Io,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::PathRefused(_) => ErrorCode::PathRefused,
+            Error::TooLarge(_) => ErrorCode::TooLarge,
+            Error::Timeout(_) => ErrorCode::Timeout,
             Error::Daemon(DaemonError::Engine(engine)) => engine_code(engine),
             Error::Daemon(DaemonError::State(StateFileError::Corrupted { .. })) => ErrorCode::StateCorrupted,
             Error::Daemon(_) => ErrorCode::DaemonFailed,
@@ -197,6 +219,12 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::RestUnreachable { .. }
         | EngineError::RestStatus { .. }
         | EngineError::RestDecode { .. } => ErrorCode::EngineFailed,
+    }
+}
+
+impl From<crate::folder_path::PathRefused> for Error {
+    fn from(refused: crate::folder_path::PathRefused) -> Self {
+        Error::PathRefused(refused.0)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod device_id;
 pub mod engine;
 pub mod error;
+pub mod folder_path;
 pub mod net;
 pub mod pairing;
 pub mod relay;

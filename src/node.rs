@@ -111,11 +111,13 @@ pub fn events(options: Option<RootOptions>) -> BotsyncEvents {
 }
 
 /// Resolves when this machine and every connected peer have everything in the shared folders
-/// (files written before the call included); rejects with `BOTSYNC_TIMEOUT`, naming what is
-/// incomplete, after `timeoutMs` (default 60000).
+/// (files written before the call included); with `path`, when every peer (or those in `peers`)
+/// holds that path's current version, at once if they already do. Rejects with
+/// `BOTSYNC_TIMEOUT`, naming what is missing, after `timeoutMs` (default 60000), and with
+/// `BOTSYNC_NOT_FOUND` for a path that does not exist.
 #[napi(ts_return_type = "Promise<SyncReport>")]
 pub async fn wait_for_sync(options: Option<WaitForSyncOptions>) -> Answer<SyncReport> {
-    commands::watch::wait_for_sync(&options.unwrap_or_default()).await.into()
+    commands::wait::run(&options.unwrap_or_default()).await.into()
 }
 
 /// A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait

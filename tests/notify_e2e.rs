@@ -114,6 +114,7 @@ fn a_file_from_the_peer_reaches_openclaw_and_the_event_feed() {
             let synced = commands::watch::wait_for_sync(&WaitForSyncOptions {
                 root: Some(b.display().to_string()),
                 timeout_ms: Some(30_000),
+                ..Default::default()
             })
             .await
             .expect("waitForSync on B");

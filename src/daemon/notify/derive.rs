@@ -87,6 +87,10 @@ impl EventDeriver {
         }
     }
 
+    pub fn root(&self) -> &SyncRoot {
+        &self.root
+    }
+
     pub fn with_join_window(mut self, window: Duration) -> Self {
         self.join_window = window;
         self
@@ -334,7 +338,7 @@ impl EventDeriver {
     }
 
     /// A peer from a full or short device ID.
-    fn peer(&self, id: &str) -> Peer {
+    pub fn peer(&self, id: &str) -> Peer {
         let short = short_id(id);
         let found = self.peers.iter().find(|(full, _)| full.as_str() == id || short_id(full) == short);
         match found {

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::engine::events::{EventStream, EventsError, SyncthingLink};
-use crate::root::SyncRoot;
+use crate::engine::events::{EventData, EventStream, EventsError, SyncthingLink};
+use crate::engine::rest::DbFile;
+use crate::root::{SharedFolder, SyncRoot};
 
+use super::delivery::DeliveryTracker;
 use super::derive::EventDeriver;
 use super::link::engine_link;
 use super::model::BotsyncEvent;
@@ -26,6 +28,22 @@ pub struct EventFeed {
     retry: Duration,
     /// The error Syncthing gave last, while it keeps failing.
     last_error: Option<String>,
+    deliveries: DeliveryTracker,
+    /// Folder ID -> the peers it is shared with (full device IDs), for receipts.
+    folder_peers: std::collections::HashMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct ConfiguredFolder {
+    id: String,
+    #[serde(default)]
+    devices: Vec<FolderDevice>,
+}
+
+#[derive(Deserialize)]
+struct FolderDevice {
+    #[serde(rename = "deviceID")]
+    device_id: String,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +74,15 @@ impl EventFeed {
 
     pub async fn start_with(mut stream: EventStream, deriver: EventDeriver) -> Result<Self, NotifyError> {
         stream.skip_to_now().await?;
-        let mut feed = EventFeed { stream, deriver, ready: VecDeque::new(), retry: RETRY_MIN, last_error: None };
+        let mut feed = EventFeed {
+            stream,
+            deriver,
+            ready: VecDeque::new(),
+            retry: RETRY_MIN,
+            last_error: None,
+            deliveries: DeliveryTracker::new(),
+            folder_peers: Default::default(),
+        };
         feed.learn_engine().await;
         Ok(feed)
     }
@@ -97,9 +123,26 @@ impl EventFeed {
                         self.learn_engine().await;
                     }
                     let now = Instant::now();
+                    let mut updated_folders: Vec<String> = Vec::new();
                     for event in &batch.events {
                         self.ready.extend(self.deriver.feed(event, now));
+                        match &event.data {
+                            EventData::LocalChangeDetected(change) => {
+                                let peers = self.folder_peers.get(change.folder_id()).map(Vec::as_slice).unwrap_or(&[]);
+                                self.deliveries.local_change(change.folder_id(), &change.path, &change.item_type, peers, now);
+                            }
+                            EventData::RemoteIndexUpdated(update) if !updated_folders.contains(&update.folder) => {
+                                updated_folders.push(update.folder.clone());
+                            }
+                            // A peer paired after the feed started shares the folders from now on.
+                            EventData::DeviceConnected(_) => self.learn_folders().await,
+                            _ => {}
+                        }
                     }
+                    for folder in updated_folders {
+                        self.check_deliveries(&folder).await;
+                    }
+                    self.deliveries.expire(now);
                 }
                 Woke::Batch(Err(error)) => {
                     self.last_error = Some(error.to_string());
@@ -109,6 +152,41 @@ impl EventFeed {
             }
             self.ready.extend(self.deriver.flush_expired(Instant::now()));
         }
+    }
+
+    /// Looks up the paths waiting for receipts in `folder_id` and queues a `delivered` event
+    /// for each peer that now holds one.
+    async fn check_deliveries(&mut self, folder_id: &str) {
+        let Some(me) = self.stream.local_device().map(|id| id.get(..7).unwrap_or(id).to_string()) else { return };
+        let Some(folder) = SharedFolder::from_folder_id(folder_id) else { return };
+        for path in self.deliveries.pending_in(folder_id) {
+            let query = reqwest::Url::parse_with_params("http://engine/rest/db/file", &[("folder", folder_id), ("file", path.as_str())])
+                .expect("a fixed base URL parses");
+            let lookup = format!("/rest/db/file?{}", query.query().unwrap_or_default());
+            let file: Option<DbFile> = match self.stream.link().get_json(&lookup, Duration::from_secs(10)).await {
+                Ok(file) => Some(file),
+                Err(EventsError::Status { status: 404, .. }) => None,
+                // Syncthing busy or away: the next index update looks again.
+                Err(_) => continue,
+            };
+            for receipt in self.deliveries.observe(folder_id, &path, file.as_ref(), &me) {
+                let mut local_path = self.stream_root().folder_dir(folder);
+                local_path.extend(receipt.path.split('/'));
+                self.ready.push_back(BotsyncEvent::Delivered {
+                    folder: folder.dir_name().to_string(),
+                    path: receipt.path,
+                    local_path: local_path.display().to_string(),
+                    peer: self.deriver.peer(&receipt.peer),
+                    version: receipt.version,
+                    deleted: receipt.deleted,
+                    at: crate::clock::rfc3339(crate::clock::now_ms()),
+                });
+            }
+        }
+    }
+
+    fn stream_root(&self) -> &SyncRoot {
+        self.deriver.root()
     }
 
     /// Who we are, who the peers are and which files exist: at start and after a Syncthing restart.
@@ -124,6 +202,20 @@ impl EventFeed {
                 self.deriver.learn_peer(&device.device_id, &device.name);
             }
         }
+        self.learn_folders().await;
         self.deriver.seed_from_disk();
+    }
+
+    /// Which peers each folder is shared with (receipts are owed by those).
+    async fn learn_folders(&mut self) {
+        let local = self.stream.local_device().map(str::to_owned);
+        let folders: Result<Vec<ConfiguredFolder>, _> =
+            self.stream.link().get_json("/rest/config/folders", Duration::from_secs(10)).await;
+        if let Ok(folders) = folders {
+            self.folder_peers = folders
+                .into_iter()
+                .map(|f| (f.id, f.devices.into_iter().map(|d| d.device_id).filter(|id| Some(id) != local.as_ref()).collect()))
+                .collect();
+        }
     }
 }
