@@ -38,7 +38,7 @@ pub enum Command {
     /// Print a new pairing code to add another machine
     Invite(InviteArgs),
     /// Start Syncthing and the background process (after a reboot or `stop`)
-    Start,
+    Start(StartArgs),
     /// Stop Syncthing and the background process
     Stop,
     /// Show engine state, folders and peers
@@ -53,6 +53,34 @@ pub enum Command {
     Watch,
     /// Wait until PATH (or, without it, everything) has reached the peers
     Wait(WaitArgs),
+    /// List the earlier versions kept of a file that a peer overwrote or deleted
+    Versions(PathArgs),
+    /// Bring back an earlier version of a file (it syncs to the peers as a new version)
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Keep files that peers replace or delete for this many days (0: for ever) [default: 30, or what was set before]
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// A file in the root (`shared/notes.md`, absolute, or relative to the current directory inside the root)
+    #[arg(value_name = "PATH")]
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file in the root (`shared/notes.md`, absolute, or relative to the current directory inside the root)
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Restore the newest version kept at or before this time (RFC 3339, e.g. 2026-12-01T07:50:00Z) [default: the newest]
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +110,9 @@ pub struct InitArgs {
     /// Print an offline code (device ID, addresses, secret) instead of using a relay
     #[arg(long)]
     pub offline: bool,
+    /// Keep files that peers replace or delete for this many days (0: for ever) [default: 30]
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +251,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 wait: None,
             };
             let report = commands::init::run(&options).await?;
+            set_keep_days(&root, args.keep_days).await?;
             let invite_id = report.invite.id.clone();
             finish_invite(report, &root, &invite_id, waits_for_peer(json, args.no_wait)).await
         }
@@ -244,7 +276,17 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
             let invite_id = report.id.clone();
             finish_invite(report, &root, &invite_id, waits_for_peer(json, args.no_wait)).await
         }
-        Command::Start => Ok(render(commands::start::run(&root).await?)),
+        Command::Start(args) => {
+            let report = commands::start::run(&root).await?;
+            set_keep_days(&root, args.keep_days).await?;
+            Ok(render(report))
+        }
+        Command::Versions(args) => {
+            Ok(render(commands::versions::list(&commands::versions::VersionsOptions { root: root.root.clone(), path: args.path }).await?))
+        }
+        Command::Restore(args) => Ok(render(
+            commands::versions::restore(&commands::versions::RestoreOptions { root: root.root.clone(), path: args.path, at: args.at }).await?,
+        )),
         Command::Stop => Ok(render(commands::stop::run(&root).await?)),
         Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
@@ -260,6 +302,14 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
             Ok(render(commands::wait::run(&options).await?))
         }
     }
+}
+
+/// `--keep-days` on `init` and `start`.
+async fn set_keep_days(root: &RootOptions, days: Option<u32>) -> Result<(), Error> {
+    if let Some(days) = days {
+        commands::versions::keep(&commands::versions::KeepOptions { root: root.root.clone(), days }).await?;
+    }
+    Ok(())
 }
 
 /// People at a terminal watch the pairing finish; agents (no TTY, `--json`, `--no-wait`) get the

@@ -218,3 +218,24 @@ pub async fn stop(options: Option<RootOptions>) -> Answer<StopReport> {
 pub async fn doctor(options: Option<RootOptions>) -> Answer<DoctorReport> {
     commands::doctor::run(&options.unwrap_or_default()).await.into()
 }
+
+// ---- Agents: versions and restore (issue 12) ------------------------------------------------
+
+/// The earlier versions kept of a file that a peer overwrote or deleted, newest first.
+#[napi(ts_return_type = "Promise<VersionsReport>")]
+pub async fn versions(options: commands::versions::VersionsOptions) -> Answer<commands::versions::VersionsReport> {
+    commands::versions::list(&options).await.into()
+}
+
+/// Brings back the newest kept version of a file (or the newest at or before `at`); it syncs to
+/// the peers as a new version. Rejects with `BOTSYNC_NOT_FOUND` when no such version is kept.
+#[napi(ts_return_type = "Promise<RestoreReport>")]
+pub async fn restore(options: commands::versions::RestoreOptions) -> Answer<commands::versions::RestoreReport> {
+    commands::versions::restore(&options).await.into()
+}
+
+/// Sets how many days every folder keeps replaced and deleted files (0: for ever; default 30).
+#[napi(ts_return_type = "Promise<KeepReport>")]
+pub async fn keep_versions(options: commands::versions::KeepOptions) -> Answer<commands::versions::KeepReport> {
+    commands::versions::keep(&options).await.into()
+}

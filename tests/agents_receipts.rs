@@ -4,51 +4,17 @@
 //! that does not exist; the sender's event feed reports a `delivered` event. Run with Debian's
 //! 1.19.2 and with 1.29.5 when it is unpacked here.
 
+mod agents_support;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use botsync::commands::{self, init::InitOptions, join::JoinOptions, watch::WaitForSyncOptions, RootOptions};
+use agents_support::{pair, SID_SYNCTHING};
+use botsync::commands::{self, watch::WaitForSyncOptions, RootOptions};
 use botsync::daemon::notify::{BotsyncEvent, EventFeed};
-use botsync::relay::{Backend, RelayConfig};
 use botsync::ErrorCode;
 use common::{block_on, isolated, root_at, StopOnDrop};
-
-const SID_SYNCTHING: &str = "/var/cache/botsync/syncthing-sid/x/usr/bin/syncthing";
-
-/// Pairs `a` (init) and `b` (join) through an in-process relay; returns B's device ID.
-pub async fn pair(a: &Path, b: &Path) -> String {
-    let relay = botsync::relay::start("127.0.0.1:0", &Backend::Memory, RelayConfig::default()).await.unwrap();
-    let init = commands::init::run(&InitOptions {
-        root: Some(a.display().to_string()),
-        network: Some("direct".into()),
-        relay: Some(relay.url()),
-        ..Default::default()
-    })
-    .await
-    .expect("init A");
-    let joined = commands::join::run(&JoinOptions {
-        code: init.invite.code.clone(),
-        root: Some(b.display().to_string()),
-        network: Some("direct".into()),
-        relay: Some(relay.url()),
-        timeout_seconds: Some(60),
-    })
-    .await
-    .expect("join B");
-    relay.shutdown().await;
-    joined.device_id
-}
-
-fn wait_options(root: &Path, path: &str, timeout_ms: u32) -> WaitForSyncOptions {
-    WaitForSyncOptions {
-        root: Some(root.display().to_string()),
-        timeout_ms: Some(timeout_ms),
-        path: Some(path.into()),
-        peers: None,
-    }
-}
 
 fn receipts(scratch: &Path) {
     let (a, b) = (scratch.join("a"), scratch.join("b"));
@@ -60,7 +26,7 @@ fn receipts(scratch: &Path) {
         // The feed on A reports the receipt for a file A wrote.
         let mut feed = EventFeed::open(&root_at(a.clone())).await.expect("event feed on A");
         std::fs::write(a.join("deliverables/report.md"), "# report\n").unwrap();
-        let report = commands::wait::run(&wait_options(&a, "deliverables/report.md", 30_000)).await.expect("delivered to B");
+        let report = commands::wait::run(&agents_support::wait_options(&a, "deliverables/report.md", 30_000)).await.expect("delivered to B");
         assert_eq!(std::fs::read_to_string(b.join("deliverables/report.md")).unwrap(), "# report\n", "the receipt came after the file landed on B");
         assert_eq!(report.path.as_deref(), Some("deliverables/report.md"));
         assert_eq!(report.peers.len(), 1);
@@ -89,34 +55,34 @@ fn receipts(scratch: &Path) {
 
         // Already delivered: resolves without waiting at all, even with a 1 ms budget; by
         // absolute path and by peer name too.
-        let again = commands::wait::run(&wait_options(&a, &a.join("deliverables/report.md").display().to_string(), 1)).await.expect("at once");
+        let again = commands::wait::run(&agents_support::wait_options(&a, &a.join("deliverables/report.md").display().to_string(), 1)).await.expect("at once");
         assert_eq!(again.version.as_deref(), Some(version.as_str()));
-        let by_name = commands::wait::run(&WaitForSyncOptions { peers: Some(vec![b_short.to_lowercase()]), ..wait_options(&a, "deliverables/report.md", 1) })
+        let by_name = commands::wait::run(&WaitForSyncOptions { peers: Some(vec![b_short.to_lowercase()]), ..agents_support::wait_options(&a, "deliverables/report.md", 1) })
             .await
             .expect("by peer ID prefix");
         assert_eq!(by_name.peers, report.peers);
 
         // A path that does not exist, outside the root, or an unknown peer: clear errors.
-        let missing = commands::wait::run(&wait_options(&a, "deliverables/nope.md", 2000)).await.unwrap_err();
+        let missing = commands::wait::run(&agents_support::wait_options(&a, "deliverables/nope.md", 2000)).await.unwrap_err();
         assert_eq!(missing.code(), ErrorCode::NotFound, "{missing}");
         assert!(missing.to_string().contains("deliverables/nope.md does not exist"), "{missing}");
-        let outside = commands::wait::run(&wait_options(&a, "/etc/passwd", 2000)).await.unwrap_err();
+        let outside = commands::wait::run(&agents_support::wait_options(&a, "/etc/passwd", 2000)).await.unwrap_err();
         assert_eq!(outside.code(), ErrorCode::PathRefused, "{outside}");
-        let stranger = commands::wait::run(&WaitForSyncOptions { peers: Some(vec!["nobody".into()]), ..wait_options(&a, "deliverables/report.md", 2000) })
+        let stranger = commands::wait::run(&WaitForSyncOptions { peers: Some(vec!["nobody".into()]), ..agents_support::wait_options(&a, "deliverables/report.md", 2000) })
             .await
             .unwrap_err();
         assert_eq!(stranger.code(), ErrorCode::Usage, "{stranger}");
 
         // Deletions are delivered too.
         std::fs::remove_file(a.join("deliverables/report.md")).unwrap();
-        let gone = commands::wait::run(&wait_options(&a, "deliverables/report.md", 30_000)).await.expect("deletion delivered");
+        let gone = commands::wait::run(&agents_support::wait_options(&a, "deliverables/report.md", 30_000)).await.expect("deletion delivered");
         assert_eq!(gone.deleted, Some(true));
         assert!(!b.join("deliverables/report.md").exists());
 
         // B away: the wait times out naming it, with the stable code.
         commands::stop::run(&RootOptions { root: Some(b.display().to_string()) }).await.unwrap();
         std::fs::write(a.join("shared/late.txt"), "late\n").unwrap();
-        let late = commands::wait::run(&wait_options(&a, "shared/late.txt", 1500)).await.unwrap_err();
+        let late = commands::wait::run(&agents_support::wait_options(&a, "shared/late.txt", 1500)).await.unwrap_err();
         assert_eq!(late.code(), ErrorCode::Timeout, "{late}");
         assert!(late.to_string().contains("shared/late.txt has not reached") && late.to_string().contains(b_short), "{late}");
 

@@ -11,6 +11,7 @@ pub mod join;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod versions;
 pub mod wait;
 pub mod watch;
 

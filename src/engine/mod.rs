@@ -15,6 +15,7 @@ pub mod process;
 pub mod profile;
 pub mod rest;
 pub mod state;
+pub mod versioning;
 
 use std::fs;
 use std::io;
