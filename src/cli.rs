@@ -57,6 +57,8 @@ pub enum Command {
     Versions(PathArgs),
     /// Bring back an earlier version of a file (it syncs to the peers as a new version)
     Restore(RestoreArgs),
+    /// Serve the root to an MCP client over stdin/stdout (`{"command":"npx","args":["botsync","mcp"]}`)
+    Mcp,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +212,17 @@ pub async fn run(argv: Vec<String>) -> i32 {
         Err(e) => return print_parse_outcome(e, wants_json),
     };
     let json = cli.json;
+    if matches!(cli.command, Command::Mcp) {
+        // stdout belongs to the protocol: nothing else may be printed there, errors included.
+        let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
+        return match crate::mcp::serve_stdio(&root).await {
+            Ok(()) => exit::OK,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "botsync: {error}");
+                error.exit_code()
+            }
+        };
+    }
     match dispatch(cli).await {
         Ok(report) => {
             print_stdout(if json { &report.json } else { &report.human });
@@ -292,6 +305,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo(args) => Ok(render(commands::demo::run(&commands::demo::DemoOptions { keep: Some(args.keep) }).await?)),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
+        Command::Mcp => unreachable!("served before dispatch"),
         Command::Wait(args) => {
             let options = commands::watch::WaitForSyncOptions {
                 root: root.root.clone(),

@@ -14,6 +14,7 @@ pub mod device_id;
 pub mod engine;
 pub mod error;
 pub mod folder_path;
+pub mod mcp;
 pub mod net;
 pub mod pairing;
 pub mod relay;

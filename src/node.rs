@@ -239,3 +239,13 @@ pub async fn restore(options: commands::versions::RestoreOptions) -> Answer<comm
 pub async fn keep_versions(options: commands::versions::KeepOptions) -> Answer<commands::versions::KeepReport> {
     commands::versions::keep(&options).await.into()
 }
+
+// ---- Agents: the MCP server (issue 12) ------------------------------------------------------
+
+/// Serves the root to an MCP client over this process's stdin/stdout (the same server as
+/// `botsync mcp`); resolves when the client closes stdin. Nothing else may write to stdout
+/// meanwhile.
+#[napi(ts_return_type = "Promise<void>")]
+pub async fn mcp(options: Option<RootOptions>) -> Answer<()> {
+    crate::mcp::serve_stdio(&options.unwrap_or_default()).await.into()
+}

@@ -79,6 +79,21 @@ fn receipts(scratch: &Path) {
         assert_eq!(gone.deleted, Some(true));
         assert!(!b.join("deliverables/report.md").exists());
 
+        // The default .stignore is in each folder, Syncthing reads it without complaint, and an
+        // editor's swap file is never synced (nor waited for).
+        for folder in ["shared", "deliverables", "inbox"] {
+            let text = std::fs::read_to_string(a.join(folder).join(".stignore")).unwrap();
+            assert!(text.contains("(?d).DS_Store") && text.contains("*.swp") && text.contains("// Add your own patterns"), "{text}");
+        }
+        let rest = botsync::engine::Engine::load(&root_at(a.clone())).unwrap().rest();
+        let ignores: serde_json::Value = rest.get_json("/rest/db/ignores", &[("folder", "botsync-shared")]).await.unwrap();
+        assert!(ignores["error"].is_null(), "{ignores}");
+        assert!(ignores["ignore"].as_array().unwrap().iter().any(|p| p == "*.swp"), "{ignores}");
+        std::fs::write(a.join("shared/.notes.md.swp"), "swap").unwrap();
+        let swap = commands::wait::run(&agents_support::wait_options(&a, "shared/.notes.md.swp", 5000)).await.unwrap_err();
+        assert_eq!(swap.code(), ErrorCode::NotFound, "{swap}");
+        assert!(swap.to_string().contains(".stignore"), "{swap}");
+
         // B away: the wait times out naming it, with the stable code.
         commands::stop::run(&RootOptions { root: Some(b.display().to_string()) }).await.unwrap();
         std::fs::write(a.join("shared/late.txt"), "late\n").unwrap();

@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod binary;
 pub mod config_xml;
 pub mod events;
+pub mod ignores;
 pub mod manifest;
 pub mod ports;
 pub mod process;
@@ -233,6 +234,9 @@ impl Engine {
         let mut rollback = Rollback::default();
         let result = async {
             create_layout(root, existed, &mut rollback)?;
+            for created in ignores::write_defaults(root)? {
+                rollback.created(created);
+            }
             let home = home_dir(root);
             generate(&binary, &home)?;
             let device_id = device_id_from_cert(&home.join("cert.pem"))?;
