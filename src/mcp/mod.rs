@@ -66,8 +66,6 @@ impl IntoCallToolResult for ToolFailure {
     }
 }
 
-type ToolResult<T> = Result<Json<T>, ToolFailure>;
-
 /// A folder any tool may read.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -268,7 +266,7 @@ impl BotsyncMcp {
 #[tool_router]
 impl BotsyncMcp {
     #[tool(description = "The root, whether its engine runs, its peers (connected or not) and its three folders.")]
-    async fn status(&self, Parameters(_): Parameters<NoInput>) -> ToolResult<StatusOutput> {
+    async fn status(&self, Parameters(_): Parameters<NoInput>) -> Result<Json<StatusOutput>, ToolFailure> {
         let report = commands::status::run(&self.root_options()).await?;
         Ok(Json(StatusOutput {
             root: report.root,
@@ -293,7 +291,7 @@ impl BotsyncMcp {
     }
 
     #[tool(description = "Write a file into deliverables/ or shared/ (from `text`, `base64`, or a local file `copyFrom`), atomically. With `wait`, returns only once every peer holds it (a delivery receipt).")]
-    async fn send(&self, Parameters(input): Parameters<files::SendInput>) -> ToolResult<files::SendOutput> {
+    async fn send(&self, Parameters(input): Parameters<files::SendInput>) -> Result<Json<files::SendOutput>, ToolFailure> {
         let target = self.checked(input.folder.into(), &input.path)?;
         let mut output = files::send(&self.root, &target, &input).await?;
         if input.wait.unwrap_or(false) {
@@ -305,38 +303,38 @@ impl BotsyncMcp {
     }
 
     #[tool(description = "A folder's files (or one subdirectory's) with size, modification time and which machine last changed each.")]
-    async fn list(&self, Parameters(input): Parameters<files::ListInput>) -> ToolResult<files::ListOutput> {
+    async fn list(&self, Parameters(input): Parameters<files::ListInput>) -> Result<Json<files::ListOutput>, ToolFailure> {
         let target = self.checked(input.folder.into(), input.path.as_deref().unwrap_or(""))?;
         Ok(Json(files::list(&self.root, &target, input.limit).await?))
     }
 
     #[tool(description = "Read a file as text (UTF-8) or base64, at most maxBytes (default 256 KiB, cap 1 MiB) from `offset`; `nextOffset` continues.")]
-    async fn read(&self, Parameters(input): Parameters<files::ReadInput>) -> ToolResult<files::ReadOutput> {
+    async fn read(&self, Parameters(input): Parameters<files::ReadInput>) -> Result<Json<files::ReadOutput>, ToolFailure> {
         let target = self.checked(input.folder.into(), &input.path)?;
         Ok(Json(files::read(&self.root, &target, &input)?))
     }
 
     #[tool(description = "Wait until every peer (or the named ones) holds the current version of a file: a delivery receipt from Syncthing's per-file availability. Resolves at once if they already do; BOTSYNC_TIMEOUT names who lacks it.")]
-    async fn wait_for_delivery(&self, Parameters(input): Parameters<WaitInput>) -> ToolResult<DeliveryOutput> {
+    async fn wait_for_delivery(&self, Parameters(input): Parameters<WaitInput>) -> Result<Json<DeliveryOutput>, ToolFailure> {
         let target = self.checked(input.folder.into(), &input.path)?;
         let report = commands::wait::wait_for_file(&self.root, &target, input.peers.as_deref().unwrap_or_default(), timeout(input.timeout_ms)).await?;
         Ok(Json(DeliveryOutput::from(report)))
     }
 
     #[tool(description = "The root's events since `cursor` (files arriving, deliveries, connections, conflicts), oldest first; pass the returned cursor next time. `waitMs` holds the call open until something happens.")]
-    async fn events(&self, Parameters(input): Parameters<events::EventsInput>) -> ToolResult<events::EventsOutput> {
+    async fn events(&self, Parameters(input): Parameters<events::EventsInput>) -> Result<Json<events::EventsOutput>, ToolFailure> {
         Ok(Json(self.log.read(&input).await?))
     }
 
     #[tool(description = "A new one-time pairing code for another machine.")]
-    async fn invite(&self, Parameters(input): Parameters<InviteInput>) -> ToolResult<InviteOutput> {
+    async fn invite(&self, Parameters(input): Parameters<InviteInput>) -> Result<Json<InviteOutput>, ToolFailure> {
         let options = commands::invite::InviteOptions { root: self.root_options().root, offline: input.offline, ..Default::default() };
         let report = commands::invite::run(&options).await?;
         Ok(Json(InviteOutput { code: report.code, kind: report.kind, expires_at: report.expires_at, join_command: report.join_command }))
     }
 
     #[tool(description = "The earlier versions kept of a file that a peer overwrote or deleted, newest first.")]
-    async fn versions(&self, Parameters(input): Parameters<PathInput>) -> ToolResult<VersionsOutput> {
+    async fn versions(&self, Parameters(input): Parameters<PathInput>) -> Result<Json<VersionsOutput>, ToolFailure> {
         let target = self.checked(input.folder.into(), &input.path)?;
         let options = commands::versions::VersionsOptions { root: self.root_options().root, path: target.display() };
         let report = commands::versions::list(&options).await?;
@@ -344,7 +342,7 @@ impl BotsyncMcp {
     }
 
     #[tool(description = "Bring back an earlier version of a file (the newest, or the newest at or before `at`); it syncs to the peers as a new version.")]
-    async fn restore(&self, Parameters(input): Parameters<RestoreInput>) -> ToolResult<RestoreOutput> {
+    async fn restore(&self, Parameters(input): Parameters<RestoreInput>) -> Result<Json<RestoreOutput>, ToolFailure> {
         let target = self.checked(input.folder.into(), &input.path)?;
         let options = commands::versions::RestoreOptions { root: self.root_options().root, path: target.display(), at: input.at };
         let report = commands::versions::restore(&options).await?;
