@@ -3,10 +3,11 @@
 //! token. Its `/hooks/agent` validates the payload (session-key policy, delivery fields) and the
 //! token before it tries to start an agent run, so:
 //!
-//! - botsync's payload with the right token passes validation: never 400 or 401. Without a
-//!   model provider (no network, no API key here) the gateway then answers 503 "hook agent run
-//!   did not start before admission timeout" after its 15 s admission window; with a model it
-//!   answers 200. Both are accepted here, and the test says which it saw.
+//! - botsync's payload with the right token is admitted: 200 `{"ok":true,"runId":…}`, the
+//!   documented answer. (The run itself then fails inside the gateway, "No route-compatible
+//!   authentication source is configured for openai": there is no model here, and admission is
+//!   all the HTTP answer promises. Posted before the gateway logs `ready`, the same request
+//!   gets 503 "did not start before admission timeout", so the test waits for `ready`.)
 //! - the wrong token is refused with 401, and the notifier keeps the message queued.
 //! - the payload botsync used to send (`channel: "last"`) is refused with 400, which shows the
 //!   validation is live.
@@ -149,12 +150,12 @@ fn a_real_openclaw_gateway_takes_botsyncs_hooks() {
         let cache = cache.clone();
         let _gateway = start_gateway(&cache, scratch);
         block_on(async {
-            // Up once the HTTP server answers and the channels have started (the log says so).
+            // Up once the gateway logs `[gateway] ready` (after its channels and sidecars).
             let started = Instant::now();
             let log_path = scratch.join("gateway.log");
             loop {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                if log.contains("starting channels and sidecars") {
+                let log = strip_colors(&std::fs::read_to_string(&log_path).unwrap_or_default());
+                if log.contains("[gateway] ready") {
                     break;
                 }
                 assert!(!log.contains("Gateway failed to start"), "the gateway did not start:\n{log}");
@@ -167,8 +168,8 @@ fn a_real_openclaw_gateway_takes_botsyncs_hooks() {
             // Botsync's own payload, exactly as the notifier builds it.
             let body = payload("BotSync: paired with laptop (ABCDEFG).", &session_key(&root));
             let (status, text) = post(&body, HOOK_TOKEN).await;
-            assert!(status == 200 || (status == 503 && text.contains("admission")), "the gateway refused botsync's payload: {status} {text}");
-            eprintln!("gateway answered botsync's payload with {status}: {text}");
+            assert_eq!(status, 200, "the gateway admits botsync's payload: {text}");
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["ok"], true, "{text}");
 
             let (wrong, _) = post(&body, "not-the-token").await;
             assert_eq!(wrong, 401, "a wrong token is refused");
@@ -184,11 +185,28 @@ fn a_real_openclaw_gateway_takes_botsyncs_hooks() {
             assert!(!lines.iter().any(|l| l.contains("refused a notification for good")), "{lines:?}");
             let queued = botsync::daemon::notify::notification_status(&root).unwrap().queued;
             assert_eq!(queued, 1, "kept for a retry");
-            // With the right token the queued message goes out: delivered (200) or, without a
-            // model, held for a retry after the gateway's admission timeout (503); never refused.
-            let lines = notify_once(&root, HOOK_TOKEN, Duration::from_secs(20)).await;
-            assert!(!lines.iter().any(|l| l.contains("HTTP 400") || l.contains("HTTP 401") || l.contains("for good")), "{lines:?}");
-            eprintln!("notifier with the right token: {lines:?}");
+            // With the right token the queued message and the new one are delivered.
+            let lines = notify_once(&root, HOOK_TOKEN, Duration::from_secs(5)).await;
+            assert!(!lines.iter().any(|l| l.contains("HTTP") || l.contains("for good")), "{lines:?}");
+            assert_eq!(botsync::daemon::notify::notification_status(&root).unwrap().queued, 0, "{lines:?}");
         });
     });
+}
+
+/// The gateway colours its log even into a file.
+fn strip_colors(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for next in chars.by_ref() {
+                if next == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
