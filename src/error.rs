@@ -1,101 +1,17 @@
 //! The error that crosses the CLI and JS boundary. Each core layer has its own error enum; this
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
-//! and an exit status.
+//! and an exit status. Only `commands`, `cli` and `node` use it; the codes themselves are the leaf
+//! `error_code`, so a core layer that records a failure (the daemon, for a waiting `invite`) can
+//! name its code without depending on this module.
 
+pub use crate::error_code::{exit, ErrorCode};
 use crate::daemon::notify::NotifyError;
 use crate::daemon::DaemonError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, RestError};
 use crate::root::RootError;
 use crate::state_file::StateFileError;
-
-/// Stable identifiers, documented in the README. Never renumber or rename one: agents match on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    Usage,
-    NotInitialized,
-    InvalidRoot,
-    StateCorrupted,
-    Io,
-    Internal,
-    /// The root's Syncthing does not answer its API.
-    EngineUnreachable,
-    /// A wait (such as `waitForSync`) ran out of time.
-    Timeout,
-    CodeInvalid,
-    CodeExpired,
-    CodeUsed,
-    CodeMismatch,
-    PairingTimeout,
-    PairingProtocol,
-    RelayUnreachable,
-    RelayRateLimited,
-    RelayProtocol,
-    RelayFailed,
-    /// No usable Syncthing binary (missing, not executable, too old, cannot be downloaded).
-    SyncthingUnavailable,
-    /// A Syncthing download failed its checksum or could not be unpacked.
-    DownloadRejected,
-    /// A port recorded for this root is taken by another program.
-    PortInUse,
-    /// Syncthing failed to start, stop or answer.
-    EngineFailed,
-    /// botsync's background process is missing or failed to start or stop.
-    DaemonFailed,
-    /// The path (or the version of it asked for) does not exist.
-    NotFound,
-    /// A path outside its folder, or into botsync's or Syncthing's private directories.
-    PathRefused,
-    /// Content over a size cap.
-    TooLarge,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Usage => "BOTSYNC_USAGE",
-            ErrorCode::NotInitialized => "BOTSYNC_NOT_INITIALIZED",
-            ErrorCode::InvalidRoot => "BOTSYNC_INVALID_ROOT",
-            ErrorCode::StateCorrupted => "BOTSYNC_STATE_CORRUPTED",
-            ErrorCode::Io => "BOTSYNC_IO",
-            ErrorCode::Internal => "BOTSYNC_INTERNAL",
-            ErrorCode::EngineUnreachable => "BOTSYNC_ENGINE_UNREACHABLE",
-            ErrorCode::Timeout => "BOTSYNC_TIMEOUT",
-            ErrorCode::CodeInvalid => "BOTSYNC_CODE_INVALID",
-            ErrorCode::CodeExpired => "BOTSYNC_CODE_EXPIRED",
-            ErrorCode::CodeUsed => "BOTSYNC_CODE_USED",
-            ErrorCode::CodeMismatch => "BOTSYNC_CODE_MISMATCH",
-            ErrorCode::PairingTimeout => "BOTSYNC_PAIRING_TIMEOUT",
-            ErrorCode::PairingProtocol => "BOTSYNC_PAIRING_PROTOCOL",
-            ErrorCode::RelayUnreachable => "BOTSYNC_RELAY_UNREACHABLE",
-            ErrorCode::RelayRateLimited => "BOTSYNC_RELAY_RATE_LIMITED",
-            ErrorCode::RelayProtocol => "BOTSYNC_RELAY_PROTOCOL",
-            ErrorCode::RelayFailed => "BOTSYNC_RELAY_FAILED",
-            ErrorCode::SyncthingUnavailable => "BOTSYNC_SYNCTHING_UNAVAILABLE",
-            ErrorCode::DownloadRejected => "BOTSYNC_DOWNLOAD_REJECTED",
-            ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
-            ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
-            ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
-            ErrorCode::NotFound => "BOTSYNC_NOT_FOUND",
-            ErrorCode::PathRefused => "BOTSYNC_PATH_REFUSED",
-            ErrorCode::TooLarge => "BOTSYNC_TOO_LARGE",
-        }
-    }
-}
-
-impl AsRef<str> for ErrorCode {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-/// Process exit statuses; stable and documented.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const USAGE: i32 = 2;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -122,6 +38,14 @@ pub enum Error {
     /// A wait that ran out of time; the message names what is still missing.
     #[error("{0}")]
     Timeout(String),
+    /// Talking to the root's Syncthing directly (`waitForSync`) found nobody answering.
+    #[error("Syncthing is not running for this root ({0}); run `botsync start`")]
+    EngineUnreachable(RestError),
+    #[error("not in sync after {waited_ms} ms: {}", incomplete.join("; "))]
+    SyncTimeout { waited_ms: u64, incomplete: Vec<String> },
+    /// A failure another process recorded with its code (the daemon, for `invite --wait`).
+    #[error("{message}")]
+    Recorded { code: ErrorCode, message: String },
     #[error(transparent)]
     Notify(#[from] NotifyError),
     #[error(transparent)]
@@ -148,20 +72,21 @@ impl Error {
             Error::PathRefused(_) => ErrorCode::PathRefused,
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Timeout(_) => ErrorCode::Timeout,
+            Error::EngineUnreachable(_) => ErrorCode::EngineUnreachable,
+            Error::SyncTimeout { .. } => ErrorCode::Timeout,
+            Error::Recorded { code, .. } => *code,
             Error::Daemon(DaemonError::Engine(engine)) => engine_code(engine),
             Error::Daemon(DaemonError::State(StateFileError::Corrupted { .. })) => ErrorCode::StateCorrupted,
             Error::Daemon(_) => ErrorCode::DaemonFailed,
             Error::Notify(e) => match e {
                 NotifyError::NotInitialized(_) => ErrorCode::NotInitialized,
-                NotifyError::EngineNotConfigured(_) => ErrorCode::StateCorrupted,
                 NotifyError::Engine(_) => ErrorCode::EngineUnreachable,
                 NotifyError::BadHooksUrl(_) => ErrorCode::Usage,
-                NotifyError::SyncTimeout { .. } => ErrorCode::Timeout,
                 NotifyError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
                 NotifyError::State(_) => ErrorCode::Io,
                 NotifyError::Internal(_) => ErrorCode::Internal,
             },
-            Error::Pairing(e) => pairing_code(e),
+            Error::Pairing(e) => e.code(),
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,
             Error::Engine(engine) => engine_code(engine),
@@ -173,23 +98,6 @@ impl Error {
             ErrorCode::Usage => exit::USAGE,
             _ => exit::FAILURE,
         }
-    }
-}
-
-fn pairing_code(error: &PairingError) -> ErrorCode {
-    match error {
-        PairingError::CodeInvalid(_)
-        | PairingError::OfflineCodeTruncated
-        | PairingError::OfflineCodeCorrupted
-        | PairingError::OfflineCodeInvalid(_) => ErrorCode::CodeInvalid,
-        PairingError::CodeExpired => ErrorCode::CodeExpired,
-        PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
-        PairingError::CodeMismatch => ErrorCode::CodeMismatch,
-        PairingError::Timeout(_) => ErrorCode::PairingTimeout,
-        PairingError::PeerProtocol(_) | PairingError::AcceptFailed(_) => ErrorCode::PairingProtocol,
-        PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
-        PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
-        PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,
     }
 }
 
@@ -216,9 +124,19 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::ExitedDuringStart { .. }
         | EngineError::NotReady { .. }
         | EngineError::StopFailed { .. }
-        | EngineError::RestUnreachable { .. }
-        | EngineError::RestStatus { .. }
-        | EngineError::RestDecode { .. } => ErrorCode::EngineFailed,
+        | EngineError::Rest(_) => ErrorCode::EngineFailed,
+    }
+}
+
+/// A REST call a command makes itself: nobody answering is `BOTSYNC_ENGINE_UNREACHABLE`,
+/// anything else an engine failure.
+impl From<RestError> for Error {
+    fn from(error: RestError) -> Self {
+        if error.is_unreachable() {
+            Error::EngineUnreachable(error)
+        } else {
+            Error::Engine(EngineError::Rest(error))
+        }
     }
 }
 

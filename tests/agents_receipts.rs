@@ -86,9 +86,9 @@ fn receipts(scratch: &Path) {
             assert!(text.contains("(?d).DS_Store") && text.contains("*.swp") && text.contains("// Add your own patterns"), "{text}");
         }
         let rest = botsync::engine::Engine::load(&root_at(a.clone())).unwrap().rest();
-        let ignores: serde_json::Value = rest.get_json("/rest/db/ignores", &[("folder", "botsync-shared")]).await.unwrap();
-        assert!(ignores["error"].is_null(), "{ignores}");
-        assert!(ignores["ignore"].as_array().unwrap().iter().any(|p| p == "*.swp"), "{ignores}");
+        let ignores = rest.ignores("botsync-shared").await.unwrap();
+        assert!(ignores.error.as_deref().unwrap_or("").is_empty(), "{ignores:?}");
+        assert!(ignores.ignore.unwrap_or_default().iter().any(|p| p == "*.swp"));
         std::fs::write(a.join("shared/.notes.md.swp"), "swap").unwrap();
         let swap = commands::wait::run(&agents_support::wait_options(&a, "shared/.notes.md.swp", 5000)).await.unwrap_err();
         assert_eq!(swap.code(), ErrorCode::NotFound, "{swap}");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Report;
 use crate::engine::rest::FileVersion;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, RestError};
 use crate::error::{Error, Result};
 use crate::folder_path::FolderPath;
 use crate::root::SyncRoot;
@@ -157,16 +157,16 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
     let local_path = target.local_path(&root);
     if let Some(problem) = rest.restore_version(folder_id, &target.relative, &chosen.version_time).await? {
         if !is_restored_anyway(&problem, &local_path) {
-            return Err(Error::Engine(EngineError::RestStatus {
+            return Err(Error::Engine(EngineError::Rest(RestError::Status {
                 method: "POST".into(),
                 path: "/rest/folder/versions".into(),
                 status: 200,
                 body: problem,
-            }));
+            })));
         }
     }
     // Indexed now rather than at the watcher's next look: the peers get it at once.
-    rest.scan(folder_id, Some(&target.relative)).await?;
+    rest.scan(folder_id, &[target.relative.as_str()]).await?;
     Ok(RestoreReport { path: target.display(), local_path: local_path.display().to_string(), restored: chosen })
 }
 

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use super::watch::{wait_limit, wait_on, SyncReport, WaitForSyncOptions};
 use super::{Report, RootOptions};
-use crate::daemon::notify::link::engine_link;
 use crate::engine::events::EventStream;
 use crate::engine::rest::DbFile;
 use crate::engine::{Engine, RestClient};
@@ -45,7 +44,7 @@ pub async fn run(options: &WaitForSyncOptions) -> Result<SyncReport> {
                     devices.into_iter().map(|d| (d.device_id.to_string(), d.name)).filter(|(id, _)| *id != me).collect();
                 Some(resolve_peers(&known, &wanted)?.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
             };
-            Ok(wait_on(&engine_link(&root)?, limit, only.as_deref()).await?)
+            Ok(wait_on(&Engine::load(&root)?.rest(), limit, only.as_deref()).await?)
         }
     }
 }
@@ -65,10 +64,10 @@ pub async fn wait_for_file(root: &SyncRoot, target: &FolderPath, wanted: &[Strin
     let targets = folder_peers(&rest, &engine, folder_id, wanted).await?;
     // Subscribe before the first look, so that an index update between the look and the poll
     // is not missed.
-    let mut updates = EventStream::new(engine_link(root)?, &["RemoteIndexUpdated"]).with_poll_timeout(POLL);
-    updates.skip_to_now().await.map_err(crate::daemon::notify::NotifyError::from)?;
-    let sub = (!target.relative.is_empty()).then_some(target.relative.as_str());
-    rest.scan(folder_id, sub).await?;
+    let mut updates = EventStream::new(rest.clone(), &["RemoteIndexUpdated"]).with_poll_timeout(POLL);
+    updates.skip_to_now().await?;
+    let subs: Vec<&str> = if target.relative.is_empty() { Vec::new() } else { vec![target.relative.as_str()] };
+    rest.scan(folder_id, &subs).await?;
     loop {
         let file = current_file(&rest, root, target).await?;
         let lacking: Vec<&(String, String)> = targets.iter().filter(|(id, _)| !file.holds_global(id)).collect();

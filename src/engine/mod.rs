@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 pub use api_key::ApiKey;
 pub use binary::{BinaryLocator, SyncthingBinary, SyncthingVersion};
 pub use profile::{NetworkProfile, UnknownProfile};
-pub use rest::RestClient;
+pub use rest::{RestClient, RestError};
 pub use state::EngineState;
 
 use crate::device_id::DeviceId;
@@ -96,12 +96,8 @@ pub enum EngineError {
     NotReady { waited_s: u64, log_tail: String },
     #[error("could not stop Syncthing processes {pids:?}")]
     StopFailed { pids: Vec<u32> },
-    #[error("Syncthing's API did not answer {method} {path}: {reason}")]
-    RestUnreachable { method: String, path: String, reason: String },
-    #[error("Syncthing's API refused {method} {path} (HTTP {status}): {body}")]
-    RestStatus { method: String, path: String, status: u16, body: String },
-    #[error("unexpected answer from Syncthing's API at {path}: {reason}")]
-    RestDecode { path: String, reason: String },
+    #[error(transparent)]
+    Rest(#[from] RestError),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }
@@ -358,13 +354,13 @@ impl Engine {
     /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor
     /// exits.
     async fn wait_ready(&self, monitor: u32) -> Result<(), EngineError> {
-        let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
+        let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         let home = self.home();
         let started = Instant::now();
         loop {
             match rest.ping().await {
                 Ok(()) => return Ok(()),
-                Err(e) if rest::is_forbidden(&e) => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
+                Err(e) if e.is_forbidden() => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
                 Err(_) => {}
             }
             let log = process::log_path(&self.root.state_dir());
@@ -396,7 +392,7 @@ impl Engine {
 
     /// The truth about the engine right now (see `RunState`).
     pub async fn probe(&self) -> RunState {
-        let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
+        let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         if rest.ping().await.is_ok() {
             return RunState::Running;
         }
@@ -498,13 +494,13 @@ impl Engine {
         for folder in SharedFolder::ALL {
             rest.share_folder(folder.folder_id(), id).await?;
         }
-        rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await
+        Ok(rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await?)
     }
 
     /// Records where a peer can be dialled (for example once it has connected to us).
     pub async fn set_peer_addresses(&self, id: &DeviceId, addresses: &[String]) -> Result<(), EngineError> {
         let addresses = self.peer_addresses(addresses);
-        self.rest().patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "addresses": addresses })).await
+        Ok(self.rest().patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "addresses": addresses })).await?)
     }
 
     /// `addresses`, plus `dynamic` (discovery) where the profile has discovery or nothing else

@@ -6,15 +6,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use crate::engine::events::{EventData, EventStream, EventsError, SyncthingLink};
-use crate::engine::rest::DbFile;
+use crate::engine::events::{EventBatch, EventData, EventStream};
+use crate::engine::{Engine, EngineError, RestClient, RestError};
 use crate::root::{SharedFolder, SyncRoot};
 
 use super::delivery::DeliveryTracker;
 use super::derive::EventDeriver;
-use super::link::engine_link;
 use super::model::BotsyncEvent;
 use super::NotifyError;
 
@@ -33,43 +30,27 @@ pub struct EventFeed {
     folder_peers: std::collections::HashMap<String, Vec<String>>,
 }
 
-#[derive(Deserialize)]
-struct ConfiguredFolder {
-    id: String,
-    #[serde(default)]
-    devices: Vec<FolderDevice>,
-}
-
-#[derive(Deserialize)]
-struct FolderDevice {
-    #[serde(rename = "deviceID")]
-    device_id: String,
-}
-
-#[derive(Deserialize)]
-struct ConfiguredDevice {
-    #[serde(rename = "deviceID")]
-    device_id: String,
-    #[serde(default)]
-    name: String,
-}
-
 enum Woke {
-    Batch(Result<crate::engine::events::EventBatch, EventsError>),
+    Batch(Result<EventBatch, RestError>),
     Deadline,
 }
 
 impl EventFeed {
-    /// A feed of the root's Syncthing (address and key from the root's config), starting now.
+    /// A feed of the root's Syncthing (the engine's record in config.json says where), starting now.
     pub async fn open(root: &SyncRoot) -> Result<Self, NotifyError> {
-        let link = engine_link(root)?;
-        Self::start(root.clone(), link).await
+        let engine = match Engine::open(root) {
+            Ok(Some(engine)) => engine,
+            Ok(None) => return Err(NotifyError::NotInitialized(root.display())),
+            Err(EngineError::State(e)) => return Err(NotifyError::State(e)),
+            Err(e) => return Err(NotifyError::Internal(e.to_string())),
+        };
+        Self::start(root.clone(), engine.rest()).await
     }
 
-    /// A feed from `link`, starting now: what Syncthing buffered before is skipped. Fails when
+    /// A feed from `rest`, starting now: what Syncthing buffered before is skipped. Fails when
     /// Syncthing does not answer; once started, the feed waits for it instead.
-    pub async fn start(root: SyncRoot, link: SyncthingLink) -> Result<Self, NotifyError> {
-        Self::start_with(EventStream::botsync(link), EventDeriver::new(root)).await
+    pub async fn start(root: SyncRoot, rest: RestClient) -> Result<Self, NotifyError> {
+        Self::start_with(EventStream::botsync(rest), EventDeriver::new(root)).await
     }
 
     pub async fn start_with(mut stream: EventStream, deriver: EventDeriver) -> Result<Self, NotifyError> {
@@ -160,12 +141,8 @@ impl EventFeed {
         let Some(me) = self.stream.local_device().map(|id| id.get(..7).unwrap_or(id).to_string()) else { return };
         let Some(folder) = SharedFolder::from_folder_id(folder_id) else { return };
         for path in self.deliveries.pending_in(folder_id) {
-            let query = reqwest::Url::parse_with_params("http://engine/rest/db/file", &[("folder", folder_id), ("file", path.as_str())])
-                .expect("a fixed base URL parses");
-            let lookup = format!("/rest/db/file?{}", query.query().unwrap_or_default());
-            let file: Option<DbFile> = match self.stream.link().get_json(&lookup, Duration::from_secs(10)).await {
-                Ok(file) => Some(file),
-                Err(EventsError::Status { status: 404, .. }) => None,
+            let file = match self.stream.rest().db_file(folder_id, &path).await {
+                Ok(file) => file,
                 // Syncthing busy or away: the next index update looks again.
                 Err(_) => continue,
             };
@@ -194,12 +171,12 @@ impl EventFeed {
         if let Some(id) = self.stream.local_device().map(str::to_owned) {
             self.deriver.set_local_device(&id);
         }
-        let devices: Result<Vec<ConfiguredDevice>, _> =
-            self.stream.link().get_json("/rest/config/devices", Duration::from_secs(10)).await;
+        let devices = self.stream.rest().devices().await;
         let local = self.stream.local_device().map(str::to_owned);
         for device in devices.unwrap_or_default() {
-            if Some(&device.device_id) != local.as_ref() {
-                self.deriver.learn_peer(&device.device_id, &device.name);
+            let id = device.device_id.to_string();
+            if Some(&id) != local.as_ref() {
+                self.deriver.learn_peer(&id, &device.name);
             }
         }
         self.learn_folders().await;
@@ -209,12 +186,10 @@ impl EventFeed {
     /// Which peers each folder is shared with (receipts are owed by those).
     async fn learn_folders(&mut self) {
         let local = self.stream.local_device().map(str::to_owned);
-        let folders: Result<Vec<ConfiguredFolder>, _> =
-            self.stream.link().get_json("/rest/config/folders", Duration::from_secs(10)).await;
-        if let Ok(folders) = folders {
+        if let Ok(folders) = self.stream.rest().folders().await {
             self.folder_peers = folders
                 .into_iter()
-                .map(|f| (f.id, f.devices.into_iter().map(|d| d.device_id).filter(|id| Some(id) != local.as_ref()).collect()))
+                .map(|f| (f.id, f.devices.into_iter().map(|d| d.device_id.to_string()).filter(|id| Some(id) != local.as_ref()).collect()))
                 .collect();
         }
     }
