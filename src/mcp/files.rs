@@ -214,30 +214,8 @@ pub async fn list(root: &SyncRoot, target: &FolderPath, limit: Option<u32>) -> R
     if !start.is_dir() {
         return Err(Error::NotFound(format!("{} is not a directory", target.display())));
     }
-    let mut found: Vec<(String, std::fs::Metadata)> = Vec::new();
-    let mut truncated = false;
-    let mut stack = vec![start];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(relative) = path.strip_prefix(&base) else { continue };
-            let relative = relative.to_string_lossy().replace('\\', "/");
-            if crate::daemon::notify::derive::is_syncthing_internal(&relative) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file() {
-                if found.len() == limit {
-                    truncated = true;
-                    break;
-                }
-                found.push((relative, meta));
-            }
-        }
-    }
+    let (mut found, truncated) = crate::daemon::notify::derive::folder_files(&base, &start, limit);
+    found.retain(|(_, meta)| meta.is_file());
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let who = Changers::load(root).await;
     let mut files = Vec::with_capacity(found.len());
