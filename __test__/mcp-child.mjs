@@ -18,9 +18,12 @@ const rootA = join(scratch, 'a')
 const rootB = join(scratch, 'b')
 const covered = []
 
-async function connect(root) {
+/** A's server is `mcp()` of the Node API in a plain Node process, B's is `botsync mcp` via the bin shim. */
+async function connect(root, { nodeApi = false } = {}) {
   const client = new Client({ name: 'botsync-test', version: '1.0.0' })
-  const transport = new StdioClientTransport({ command: process.execPath, args: [shim, 'mcp', '--root', root], env: process.env, stderr: 'inherit' })
+  const index = join(import.meta.dirname, '..', 'index.js')
+  const args = nodeApi ? ['-e', `require(${JSON.stringify(index)}).mcp({ root: ${JSON.stringify(root)} })`] : [shim, 'mcp', '--root', root]
+  const transport = new StdioClientTransport({ command: process.execPath, args, env: process.env, stderr: 'inherit' })
   await client.connect(transport)
   return client
 }
@@ -60,7 +63,7 @@ let a, b
 try {
   const init = await api.init({ root: rootA, network: 'direct', relay: relay.url })
   const joined = await api.join({ code: init.invite.code, root: rootB, network: 'direct', relay: relay.url, timeoutSeconds: 90 })
-  a = await connect(rootA)
+  a = await connect(rootA, { nodeApi: true })
   b = await connect(rootB)
 
   const tools = (await a.listTools()).tools
