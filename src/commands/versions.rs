@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::folder_path::FolderPath;
 use crate::root::SyncRoot;
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionsOptions {
@@ -23,7 +23,7 @@ pub struct VersionsOptions {
     pub path: String,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreOptions {
@@ -37,7 +37,7 @@ pub struct RestoreOptions {
 }
 
 /// One kept version.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct KeptVersion {
@@ -48,7 +48,7 @@ pub struct KeptVersion {
     pub size: i64,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionsReport {
@@ -58,7 +58,7 @@ pub struct VersionsReport {
     pub versions: Vec<KeptVersion>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreReport {
@@ -93,7 +93,7 @@ impl From<FileVersion> for KeptVersion {
     }
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeepOptions {
@@ -103,7 +103,7 @@ pub struct KeepOptions {
     pub days: u32,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeepReport {

@@ -75,7 +75,7 @@ pub async fn wait_for_file(root: &SyncRoot, target: &FolderPath, wanted: &[Strin
             return Ok(SyncReport {
                 peers: targets.iter().map(|(_, label)| label.clone()).collect(),
                 folders: vec![folder_id.to_string()],
-                waited_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                waited_ms: crate::clock::Millis::since(started),
                 path: Some(target.display()),
                 version: Some(file.global.version_string()),
                 deleted: Some(file.global.deleted),

@@ -160,7 +160,7 @@ pub struct DeliveryOutput {
     /// Syncthing's version vector of that version.
     pub version: String,
     pub deleted: bool,
-    pub waited_ms: u32,
+    pub waited_ms: u64,
 }
 
 impl From<commands::watch::SyncReport> for DeliveryOutput {
@@ -170,7 +170,7 @@ impl From<commands::watch::SyncReport> for DeliveryOutput {
             peers: report.peers,
             version: report.version.unwrap_or_default(),
             deleted: report.deleted.unwrap_or(false),
-            waited_ms: report.waited_ms,
+            waited_ms: report.waited_ms.0,
         }
     }
 }
