@@ -59,6 +59,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Serve the root to an MCP client over stdin/stdout (`{"command":"npx","args":["botsync","mcp"]}`)
     Mcp,
+    /// List the members of this mesh: name, device ID, connection, last seen, who added it; and removed machines
+    Peers,
+    /// Remove a machine from the mesh on every member, for good (it keeps the files it has)
+    Remove(PeerArgs),
+    /// Let a removed machine pair again (it needs a fresh code)
+    Allow(PeerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +105,13 @@ pub struct WaitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// The machine's name as `botsync peers` shows it, or its device ID (7 characters or more)
+    #[arg(value_name = "NAME|DEVICE-ID")]
+    pub peer: String,
+}
+
+#[derive(Debug, Args)]
 pub struct InitArgs {
     /// Network profile: internet (discovery, relays, NAT), lan (local discovery) or direct (pairing addresses only)
     #[arg(long, value_name = "PROFILE")]
@@ -119,8 +132,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The pairing code (5 words) or an offline code
-    #[arg(value_name = "CODE", num_args = 1.., required = true)]
+    /// The pairing code (5 words) or an offline code; `-` reads it from stdin, none reads $BOTSYNC_CODE (argv is visible to every local user)
+    #[arg(value_name = "CODE", num_args = 0..)]
     pub code: Vec<String>,
     /// Network profile for this machine, as for `init`
     #[arg(long, value_name = "PROFILE")]
@@ -158,8 +171,8 @@ pub struct RelayArgs {
     /// Address to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
-    /// Keep pairing state in Redis so several relay instances share it
-    #[arg(long, value_name = "URL")]
+    /// Keep pairing state in Redis so several relay instances share it (prefer the env var: argv is visible to every local user)
+    #[arg(long, value_name = "URL", env = "BOTSYNC_RELAY_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
     /// Key prefix in Redis [default: botsync:relay:]
     #[arg(long, value_name = "PREFIX", requires = "redis")]
@@ -270,7 +283,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         }
         Command::Join(args) => {
             let options = commands::join::JoinOptions {
-                code: args.code.join(" "),
+                code: commands::secret_input::join_code(&args.code)?,
                 root: root.root.clone(),
                 network: args.network,
                 relay: args.relay,
@@ -314,6 +327,13 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 peers: Some(args.peers),
             };
             Ok(render(commands::wait::run(&options).await?))
+        }
+        Command::Peers => Ok(render(commands::peers::run(&root).await?)),
+        Command::Remove(args) => {
+            Ok(render(commands::remove::remove(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
+        Command::Allow(args) => {
+            Ok(render(commands::remove::allow(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum ErrorCode {
     PathRefused,
     /// Content over a size cap.
     TooLarge,
+    /// `remove`/`allow` named no member (or no removed machine) of the mesh.
+    PeerUnknown,
+    /// The machine was removed from the mesh and is refused until a member allows it again.
+    PeerRemoved,
 }
 
 impl ErrorCode {
@@ -72,12 +76,14 @@ impl ErrorCode {
             ErrorCode::NotFound => "BOTSYNC_NOT_FOUND",
             ErrorCode::PathRefused => "BOTSYNC_PATH_REFUSED",
             ErrorCode::TooLarge => "BOTSYNC_TOO_LARGE",
+            ErrorCode::PeerUnknown => "BOTSYNC_PEER_UNKNOWN",
+            ErrorCode::PeerRemoved => "BOTSYNC_PEER_REMOVED",
         }
     }
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::Usage,
         ErrorCode::NotInitialized,
         ErrorCode::InvalidRoot,
@@ -104,6 +110,8 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::PathRefused,
         ErrorCode::TooLarge,
+        ErrorCode::PeerUnknown,
+        ErrorCode::PeerRemoved,
     ];
 
     /// The code spelled `text` (`BOTSYNC_CODE_MISMATCH`), as another process recorded it.

@@ -75,6 +75,10 @@ pub enum DetachedSpawnError {
     Spawn(io::Error),
 }
 
+/// Secrets a botsync command may have been handed in its environment (see
+/// `commands::secret_input`): nothing botsync starts needs them, so none inherits them.
+pub const NEVER_INHERITED: [&str; 2] = ["BOTSYNC_CODE", "BOTSYNC_RELAY_REDIS"];
+
 /// Starts `command` in a new session with stdin from /dev/null and output appended to `log`
 /// (never the caller's terminal: a daemon holding it would keep pipes open and die with the
 /// terminal). Returns its PID.
@@ -87,6 +91,9 @@ pub fn spawn_detached(mut command: Command, log: &Path) -> Result<u32, DetachedS
     let stdout = open_log().map_err(DetachedSpawnError::Log)?;
     let stderr = stdout.try_clone().map_err(DetachedSpawnError::Log)?;
     command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    for name in NEVER_INHERITED {
+        command.env_remove(name);
+    }
     {
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe; it detaches from the caller's terminal and process

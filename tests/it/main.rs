@@ -52,6 +52,9 @@ mod reliability_races;
 mod reliability_relay;
 mod reliability_security;
 
+mod trust_local_user;
+mod trust_membership;
+
 mod watcher_fs;
 mod watcher_syncthing;
 
