@@ -4,10 +4,10 @@
 //! that does not exist; the sender's event feed reports a `delivered` event. Run with Debian's
 //! 1.19.2 and with 1.29.5 when it is unpacked here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::support::agents::{pair, SID_SYNCTHING};
+use crate::support::agents::{isolated_with_1_29, pair};
 use botsync::commands::{self, watch::WaitForSyncOptions, RootOptions};
 use botsync::daemon::notify::{BotsyncEvent, EventFeed};
 use botsync::ErrorCode;
@@ -111,12 +111,5 @@ fn receipts_with_syncthing_1_19() {
 
 #[test]
 fn receipts_with_syncthing_1_29() {
-    if !PathBuf::from(SID_SYNCTHING).exists() {
-        eprintln!("skipped: {SID_SYNCTHING} is not unpacked here");
-        return;
-    }
-    isolated(test_path!("receipts_with_syncthing_1_29"), |scratch| {
-        std::env::set_var("BOTSYNC_SYNCTHING", SID_SYNCTHING);
-        receipts(scratch)
-    });
+    isolated_with_1_29(test_path!("receipts_with_syncthing_1_29"), receipts);
 }

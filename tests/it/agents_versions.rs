@@ -4,9 +4,9 @@
 //! replaces); restoring what never existed, or from before any version, is a clear error.
 //! Run with Debian's 1.19.2 and with 1.29.5 when it is unpacked here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::agents::{pair, wait_options, SID_SYNCTHING};
+use crate::support::agents::{isolated_with_1_29, pair, wait_options};
 use botsync::commands::versions::{self, KeepOptions, RestoreOptions, VersionsOptions};
 use botsync::commands::wait;
 use botsync::engine::Engine;
@@ -102,12 +102,5 @@ fn versions_with_syncthing_1_19() {
 
 #[test]
 fn versions_with_syncthing_1_29() {
-    if !PathBuf::from(SID_SYNCTHING).exists() {
-        eprintln!("skipped: {SID_SYNCTHING} is not unpacked here");
-        return;
-    }
-    isolated(test_path!("versions_with_syncthing_1_29"), |scratch| {
-        std::env::set_var("BOTSYNC_SYNCTHING", SID_SYNCTHING);
-        versions_flow(scratch)
-    });
+    isolated_with_1_29(test_path!("versions_with_syncthing_1_29"), versions_flow);
 }

@@ -40,3 +40,16 @@ pub fn wait_options(root: &Path, path: &str, timeout_ms: u32) -> WaitForSyncOpti
         peers: None,
     }
 }
+
+/// Runs `body` like `isolated`, with Debian sid's Syncthing 1.29.5; skipped, saying so, where it
+/// is not unpacked.
+pub fn isolated_with_1_29(name: String, body: fn(&Path)) {
+    if !Path::new(SID_SYNCTHING).exists() {
+        eprintln!("skipped: {SID_SYNCTHING} is not unpacked here");
+        return;
+    }
+    super::isolated(name, |scratch| {
+        std::env::set_var("BOTSYNC_SYNCTHING", SID_SYNCTHING);
+        body(scratch)
+    });
+}
