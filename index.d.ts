@@ -72,6 +72,12 @@ export type BotsyncEvent =
     copy: string; /** Absolute path of the conflict copy on this machine. */
   localCopy: string; at: string }
   | { type: 'paired'; peer: Peer; at: string }
+  | { type: 'delivered'; folder: string; /** Relative to the folder, with `/` separators. */
+    path: string; /** Absolute path on this machine. */
+    localPath: string; peer: Peer; /** Syncthing's version vector of the delivered version (`SHORTID:counter,…`). */
+    version: string; /** The delivered change is a deletion. */
+    deleted: boolean; /** When this machine learned of the delivery (RFC 3339). */
+  at: string }
 
 export interface DaemonStatus {
   running: boolean
@@ -278,6 +284,38 @@ export interface JoinReport {
   connectedMs: number
 }
 
+export interface KeepOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** Days a replaced or deleted file is kept (0: for ever). The default on every root is 30. */
+  days: number
+}
+
+export interface KeepReport {
+  days: number
+  /** Folders whose setting changed. */
+  changed: Array<string>
+}
+
+/** Sets how many days every folder keeps replaced and deleted files (0: for ever; default 30). */
+export declare function keepVersions(options: KeepOptions): Promise<KeepReport>
+
+/** One kept version. */
+export interface KeptVersion {
+  /** When it was replaced or deleted (RFC 3339); what `restore --at` compares with. */
+  versionTime: string
+  /** Its modification time. */
+  modTime: string
+  size: number
+}
+
+/**
+ * Serves the root to an MCP client over this process's stdin/stdout (the same server as
+ * `botsync mcp`); resolves when the client closes stdin. Nothing else may write to stdout
+ * meanwhile.
+ */
+export declare function mcp(options?: RootOptions | undefined | null): Promise<void>
+
 export interface MembershipChange {
   root: string
   deviceId: string
@@ -412,6 +450,31 @@ export interface RemovedMember {
   removedAt: string
 }
 
+/**
+ * Brings back the newest kept version of a file (or the newest at or before `at`); it syncs to
+ * the peers as a new version. Rejects with `BOTSYNC_NOT_FOUND` when no such version is kept.
+ */
+export declare function restore(options: RestoreOptions): Promise<RestoreReport>
+
+export interface RestoreOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** The file: `shared/notes.md`, or absolute inside the root. */
+  path: string
+  /**
+   * Restore the newest version kept at or before this time (RFC 3339, such as
+   * `2026-12-01T07:50:00Z`). Default: the newest version.
+   */
+  at?: string
+}
+
+export interface RestoreReport {
+  path: string
+  localPath: string
+  /** The version brought back. */
+  restored: KeptVersion
+}
+
 /** The option every command shares: which root it acts on. */
 export interface RootOptions {
   /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
@@ -478,17 +541,42 @@ export interface StopReport {
 
 /** What `waitForSync` resolves with. */
 export interface SyncReport {
-  /** Connected peers that have everything. */
+  /** Peers that have everything (with `path`: that hold its current version). */
   peers: Array<string>
   /** Folders checked (Syncthing folder IDs). */
   folders: Array<string>
   waitedMs: number
+  /** With `path`: the path waited for, as `folder/relative`. */
+  path?: string
+  /** With `path`: the version the peers hold (Syncthing's version vector, `SHORTID:counter,…`). */
+  version?: string
+  /** With `path`: whether that version is a deletion. */
+  deleted?: boolean
+}
+
+/** The earlier versions kept of a file that a peer overwrote or deleted, newest first. */
+export declare function versions(options: VersionsOptions): Promise<VersionsReport>
+
+export interface VersionsOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** The file: `shared/notes.md`, or absolute inside the root. */
+  path: string
+}
+
+export interface VersionsReport {
+  /** `folder/relative`. */
+  path: string
+  /** Newest first; empty when nothing was kept. */
+  versions: Array<KeptVersion>
 }
 
 /**
  * Resolves when this machine and every connected peer have everything in the shared folders
- * (files written before the call included); rejects with `BOTSYNC_TIMEOUT`, naming what is
- * incomplete, after `timeoutMs` (default 60000).
+ * (files written before the call included); with `path`, when every peer (or those in `peers`)
+ * holds that path's current version, at once if they already do. Rejects with
+ * `BOTSYNC_TIMEOUT`, naming what is missing, after `timeoutMs` (default 60000), and with
+ * `BOTSYNC_NOT_FOUND` for a path that does not exist.
  */
 export declare function waitForSync(options?: WaitForSyncOptions | undefined | null): Promise<SyncReport>
 
@@ -498,4 +586,14 @@ export interface WaitForSyncOptions {
   root?: string
   /** Give up after this many milliseconds (default 60000). */
   timeoutMs?: number
+  /**
+   * Wait for this one path (`deliverables/report.md`, or absolute inside the root) to reach
+   * the peers, by Syncthing's per-file availability. Without it: everything in every folder.
+   */
+  path?: string
+  /**
+   * Peers to wait for, by name or device ID (a prefix will do). Default: every peer the
+   * folder is shared with.
+   */
+  peers?: Array<string>
 }

@@ -30,6 +30,15 @@ pub enum Error {
     State(#[from] StateFileError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PathRefused(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A wait that ran out of time; the message names what is still missing.
+    #[error("{0}")]
+    Timeout(String),
     /// Talking to the root's Syncthing directly (`waitForSync`) found nobody answering.
     #[error("Syncthing is not running for this root ({0}); run `botsync start`")]
     EngineUnreachable(RestError),
@@ -62,6 +71,10 @@ impl Error {
             Error::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
             Error::State(_) => ErrorCode::Io,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::PathRefused(_) => ErrorCode::PathRefused,
+            Error::TooLarge(_) => ErrorCode::TooLarge,
+            Error::Timeout(_) => ErrorCode::Timeout,
             Error::EngineUnreachable(_) => ErrorCode::EngineUnreachable,
             Error::SyncTimeout { .. } => ErrorCode::Timeout,
             Error::Recorded { code, .. } => *code,
@@ -125,6 +138,24 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::NotReady { .. }
         | EngineError::StopFailed { .. }
         | EngineError::Rest(_) => ErrorCode::EngineFailed,
+    }
+}
+
+/// A REST call a command makes itself: nobody answering is `BOTSYNC_ENGINE_UNREACHABLE`,
+/// anything else an engine failure.
+impl From<RestError> for Error {
+    fn from(error: RestError) -> Self {
+        if error.is_unreachable() {
+            Error::EngineUnreachable(error)
+        } else {
+            Error::Engine(EngineError::Rest(error))
+        }
+    }
+}
+
+impl From<crate::folder_path::PathRefused> for Error {
+    fn from(refused: crate::folder_path::PathRefused) -> Self {
+        Error::PathRefused(refused.0)
     }
 }
 

@@ -24,6 +24,8 @@ pub mod engine;
 pub mod error;
 pub mod membership;
 pub mod error_code;
+pub mod folder_path;
+pub mod mcp;
 pub mod net;
 pub mod pairing;
 pub mod relay;

@@ -74,6 +74,7 @@ pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
     crate::daemon::notify::NotifySettings::check_env(&root)?;
     crate::daemon::process::binary()?;
     let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
+    crate::engine::versioning::ensure(&outcome.engine.rest(), None).await?;
     let started = matches!(outcome.start, StartOutcome::Started { .. });
     Ok(EngineReady { engine: outcome.engine, created: outcome.created, started })
 }

@@ -14,6 +14,8 @@ pub mod remove;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod versions;
+pub mod wait;
 pub mod watch;
 
 use serde::{Deserialize, Serialize};

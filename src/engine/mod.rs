@@ -10,12 +10,14 @@ pub mod binary;
 pub mod config_xml;
 pub mod events;
 pub mod gui_login;
+pub mod ignores;
 pub mod manifest;
 pub mod ports;
 pub mod process;
 pub mod profile;
 pub mod rest;
 pub mod state;
+pub mod versioning;
 
 use std::fs;
 use std::io;
@@ -230,6 +232,9 @@ impl Engine {
         let mut rollback = Rollback::default();
         let result = async {
             create_layout(root, existed, &mut rollback)?;
+            for created in ignores::write_defaults(root)? {
+                rollback.created(created);
+            }
             let home = home_dir(root);
             generate(&binary, &home)?;
             let device_id = device_id_from_cert(&home.join("cert.pem"))?;

@@ -517,6 +517,124 @@ pub struct PendingDevice {
     pub address: String,
 }
 
+// ---- Per-file state and versions (agents: delivery receipts, `versions`, `restore`) ----------
+
+impl RestClient {
+    /// `/rest/db/file`: the global and local record of one path and the devices that hold its
+    /// global version. `None` when the path is not in the index (never seen, or a typo). The
+    /// fields used are the same on 1.19 and 1.29 (checked against both).
+    pub async fn db_file(&self, folder_id: &str, file: &str) -> Result<Option<DbFile>, RestError> {
+        match self.get_json("/rest/db/file", &[("folder", folder_id), ("file", file)]).await {
+            Ok(info) => Ok(Some(info)),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /rest/folder/versions`: the kept versions of every path in the folder, by path.
+    pub async fn folder_versions(&self, folder_id: &str) -> Result<HashMap<String, Vec<FileVersion>>, RestError> {
+        let versions: Option<HashMap<String, Vec<FileVersion>>> = self.get_json("/rest/folder/versions", &[("folder", folder_id)]).await?;
+        Ok(versions.unwrap_or_default())
+    }
+
+    /// `POST /rest/folder/versions`: restores `path` to the version kept at `version_time` (as
+    /// listed). Returns Syncthing's per-path error, if it reported one.
+    pub async fn restore_version(&self, folder_id: &str, path: &str, version_time: &str) -> Result<Option<String>, RestError> {
+        let body = serde_json::json!({ path: version_time });
+        let response = self.send(Method::POST, "/rest/folder/versions", &[("folder", folder_id)], Some(&body), self.timeout).await?;
+        let errors: Option<HashMap<String, String>> = Self::decode("/rest/folder/versions", response).await?;
+        Ok(errors.unwrap_or_default().remove(path).filter(|e| !e.is_empty()))
+    }
+
+    /// `/rest/db/ignores`: the folder's ignore patterns as Syncthing parsed them, and its error
+    /// if the file does not parse.
+    pub async fn ignores(&self, folder_id: &str) -> Result<Ignores, RestError> {
+        self.get_json("/rest/db/ignores", &[("folder", folder_id)]).await
+    }
+
+    /// Replaces a folder's versioning (`{"type": "trashcan", "params": {...}}`).
+    pub async fn set_folder_versioning(&self, folder_id: &str, versioning: &Value) -> Result<(), RestError> {
+        self.patch_json(&format!("/rest/config/folders/{folder_id}"), &serde_json::json!({ "versioning": versioning })).await
+    }
+}
+
+/// One path's state as `/rest/db/file` has it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DbFile {
+    /// Remote devices that hold the global version (never this device).
+    #[serde(default)]
+    pub availability: Option<Vec<Availability>>,
+    pub global: FileRecord,
+    pub local: FileRecord,
+}
+
+impl DbFile {
+    /// Whether `device` announced the global version of this path.
+    pub fn holds_global(&self, device: &str) -> bool {
+        self.availability.iter().flatten().any(|a| a.id == device)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Availability {
+    pub id: String,
+}
+
+/// A file record (global or local) from `/rest/db/file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRecord {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub size: i64,
+    /// RFC 3339 with nanoseconds.
+    #[serde(default)]
+    pub modified: String,
+    /// Short ID (7 characters) of the device that made this version.
+    #[serde(default)]
+    pub modified_by: String,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub ignored: bool,
+    #[serde(default)]
+    pub invalid: bool,
+    /// `FILE_INFO_TYPE_FILE`, `FILE_INFO_TYPE_DIRECTORY`, …
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// The version vector, as `SHORTID:counter` entries.
+    #[serde(default)]
+    pub version: Vec<String>,
+}
+
+impl FileRecord {
+    /// The version vector as one string, for comparing and showing versions.
+    pub fn version_string(&self) -> String {
+        self.version.join(",")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ignores {
+    #[serde(default)]
+    pub ignore: Option<Vec<String>>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One kept version of a path (`/rest/folder/versions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileVersion {
+    /// When the version was moved aside (RFC 3339, whole seconds); the key for restoring it.
+    pub version_time: String,
+    #[serde(default)]
+    pub mod_time: String,
+    #[serde(default)]
+    pub size: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

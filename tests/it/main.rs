@@ -17,6 +17,10 @@ macro_rules! test_path {
 #[macro_use]
 mod support;
 
+mod agents_openclaw;
+mod agents_receipts;
+mod agents_versions;
+
 mod contracts_invite_wait;
 mod contracts_no_proxy;
 

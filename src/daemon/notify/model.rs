@@ -102,6 +102,23 @@ pub enum BotsyncEvent {
     /// A new machine was paired with this root (reported by the pairing layer, not by Syncthing).
     #[serde(rename_all = "camelCase")]
     Paired { peer: Peer, at: String },
+    /// A change made on this machine reached a peer: the peer announced that it holds this
+    /// version of the file (a receipt, not a guess). Once per peer and version.
+    #[serde(rename_all = "camelCase")]
+    Delivered {
+        folder: String,
+        /// Relative to the folder, with `/` separators.
+        path: String,
+        /// Absolute path on this machine.
+        local_path: String,
+        peer: Peer,
+        /// Syncthing's version vector of the delivered version (`SHORTID:counter,…`).
+        version: String,
+        /// The delivered change is a deletion.
+        deleted: bool,
+        /// When this machine learned of the delivery (RFC 3339).
+        at: String,
+    },
 }
 
 impl BotsyncEvent {
@@ -121,6 +138,10 @@ impl BotsyncEvent {
                 format!("conflict {folder}/{path}: both versions kept, the other as {folder}/{copy}")
             }
             BotsyncEvent::Paired { peer, .. } => format!("paired   {}", peer.label()),
+            BotsyncEvent::Delivered { folder, path, peer, deleted, .. } => {
+                let what = if *deleted { "deletion of " } else { "" };
+                format!("delivered {what}{folder}/{path} to {}", peer.label())
+            }
         }
     }
 }

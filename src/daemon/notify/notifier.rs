@@ -129,8 +129,9 @@ impl Notifier {
                     quoted(&tilde(std::path::Path::new(local_copy)), MAX_PATH_CHARS)
                 )));
             }
-            // Peers going offline is routine (laptops sleep); agents see it in `watch`, not as a wake-up.
-            BotsyncEvent::DeviceDisconnected { .. } => {}
+            // Peers going offline is routine (laptops sleep), and receipts are what the sender
+            // asked for: agents see both in `watch`, not as a wake-up.
+            BotsyncEvent::DeviceDisconnected { .. } | BotsyncEvent::Delivered { .. } => {}
         }
     }
 

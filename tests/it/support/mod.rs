@@ -5,10 +5,12 @@
 //! in-process, a private Redis), `notify` (fake Syncthing REST and OpenClaw endpoints), `pairing`
 //! (the real relay as a client's other end, mailboxes that misbehave on purpose), `lying_relay`
 //! (a server of the tests' own in front of the real relay that records and lies), `reliability` (the CLI as a
-//! child process, paired roots), `watcher` (two raw Syncthings configured through REST).
+//! child process, paired roots), `watcher` (two raw Syncthings configured through REST), `agents`
+//! (two roots paired in-process for receipts and versions).
 
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod lying_relay;
 pub mod notify;
 pub mod pairing;
