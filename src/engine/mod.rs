@@ -511,10 +511,40 @@ impl Engine {
         device.other.insert("introducer".into(), serde_json::Value::Bool(false));
         device.other.insert("paused".into(), serde_json::Value::Bool(true));
         rest.put_device(&device).await?;
-        for folder in SharedFolder::ALL {
-            rest.share_folder(folder.folder_id(), id).await?;
+        self.ensure_members_folder().await?;
+        for folder in SharedFolder::ALL.iter().map(|f| f.folder_id()).chain([MEMBERS_FOLDER_ID]) {
+            rest.share_folder(folder, id).await?;
         }
         Ok(rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await?)
+    }
+
+    /// Configures the members folder (see `membership`) if Syncthing does not have it yet,
+    /// shared with every configured device. It is shared with a new peer in `add_peer` while the
+    /// peer is paused, like the three folders: a folder Syncthing learns of, or restarts for a new
+    /// device, while a peer sends its index makes Syncthing drop that connection.
+    pub async fn ensure_members_folder(&self) -> Result<(), EngineError> {
+        let rest = self.rest();
+        if rest.folder(MEMBERS_FOLDER_ID).await?.is_some() {
+            return Ok(());
+        }
+        let dir = members_dir(&self.root);
+        create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
+        let devices: Vec<serde_json::Value> = std::iter::once(self.state.device_id)
+            .chain(rest.devices().await?.into_iter().map(|d| d.device_id).filter(|id| *id != self.state.device_id))
+            .map(|id| serde_json::json!({ "deviceID": id.to_string() }))
+            .collect();
+        let folder = serde_json::json!({
+            "id": MEMBERS_FOLDER_ID,
+            "label": "botsync members",
+            "path": dir.display().to_string(),
+            "type": "sendreceive",
+            "devices": devices,
+            "fsWatcherEnabled": true,
+            "fsWatcherDelayS": config_xml::FS_WATCHER_DELAY_S,
+            // Each ledger is written whole by one machine; a conflict copy would only be noise.
+            "maxConflicts": 0,
+        });
+        Ok(rest.put_folder(MEMBERS_FOLDER_ID, &folder).await?)
     }
 
     /// Records where a peer can be dialled (for example once it has connected to us).
@@ -583,6 +613,19 @@ async fn terminate(pids: Vec<u32>, home: PathBuf) -> Result<(), EngineError> {
     tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
         .await
         .map_err(|e| EngineError::io("waiting for Syncthing to stop", io::Error::other(e.to_string())))?
+}
+
+/// Syncthing's ID for the folder botsync's member list travels in (`membership`).
+pub const MEMBERS_FOLDER_ID: &str = "botsync-members";
+
+/// `<root>/.botsync/members`: the members folder, private like the rest of `.botsync`.
+pub fn members_dir(root: &SyncRoot) -> PathBuf {
+    root.state_dir().join("members")
+}
+
+/// The members folder and Syncthing's marker in it, 0700.
+pub fn create_members_dir(dir: &Path) -> io::Result<()> {
+    state_file::create_private_dir(&dir.join(".stfolder"))
 }
 
 pub fn home_dir(root: &SyncRoot) -> PathBuf {

@@ -340,6 +340,11 @@ impl RestClient {
         Ok(())
     }
 
+    /// Creates or replaces a folder; fields not in `folder` take Syncthing's folder defaults.
+    pub async fn put_folder(&self, folder_id: &str, folder: &Value) -> Result<(), RestError> {
+        self.put_json(&format!("/rest/config/folders/{folder_id}"), folder).await
+    }
+
     /// The device IDs on Syncthing's ignore list.
     pub async fn ignored_devices(&self) -> Result<Vec<String>, RestError> {
         let config: Value = self.get_json("/rest/config", &[]).await?;

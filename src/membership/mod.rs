@@ -35,7 +35,7 @@ pub use ledger::{Added, Ledger, Verdict, View};
 pub use reconcile::reconcile;
 
 /// Syncthing's ID for the members folder.
-pub const FOLDER_ID: &str = "botsync-members";
+pub const FOLDER_ID: &str = crate::engine::MEMBERS_FOLDER_ID;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
@@ -157,20 +157,11 @@ struct LedgerLock {
 
 /// `<root>/.botsync/members`, the members folder.
 pub fn folder_dir(root: &SyncRoot) -> PathBuf {
-    root.state_dir().join("members")
+    crate::engine::members_dir(root)
 }
 
-/// The folder and Syncthing's marker in it, private like the rest of `.botsync`.
 fn ensure_folder_dir(dir: &std::path::Path) -> Result<(), MembershipError> {
-    for path in [dir.to_path_buf(), dir.join(".stfolder")] {
-        if !path.is_dir() {
-            state_file::create_private_dir(&path).or_else(|e| if path.is_dir() { Ok(()) } else { Err(e) }).map_err(|source| MembershipError::Io {
-                context: format!("creating {}", path.display()),
-                source,
-            })?;
-        }
-    }
-    Ok(())
+    crate::engine::create_members_dir(dir).map_err(|source| MembershipError::Io { context: format!("creating {}", dir.display()), source })
 }
 
 /// The mesh as this machine sees it, from the files alone (works while Syncthing is stopped).

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::ledger::{self, Added};
-use super::{ensure_folder_dir, folder_dir, MembershipError, Store, FOLDER_ID};
+use super::{MembershipError, Store, FOLDER_ID};
 use crate::clock;
 use crate::device_id::DeviceId;
 use crate::engine::Engine;
@@ -48,7 +48,7 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
         changed
     })?;
     let view = ledger::view(&own, &others);
-    ensure_members_folder(engine).await?;
+    engine.ensure_members_folder().await?;
     if changed {
         // Syncthing's watcher would find the new ledger within a second or so; the others need it now.
         let _ = rest.scan::<&str>(FOLDER_ID, &[]).await;
@@ -98,28 +98,4 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
         }
     }
     Ok(outcome)
-}
-
-/// Configures the members folder if Syncthing does not have it yet (shared with members by the
-/// pass that follows).
-async fn ensure_members_folder(engine: &Engine) -> Result<(), MembershipError> {
-    let rest = engine.rest();
-    if rest.folder(FOLDER_ID).await?.is_some() {
-        return Ok(());
-    }
-    let dir = folder_dir(engine.root());
-    ensure_folder_dir(&dir)?;
-    let folder = serde_json::json!({
-        "id": FOLDER_ID,
-        "label": "botsync members",
-        "path": dir.display().to_string(),
-        "type": "sendreceive",
-        "devices": [{ "deviceID": engine.device_id().to_string() }],
-        "fsWatcherEnabled": true,
-        "fsWatcherDelayS": 1,
-        // Ledgers are written whole by one machine each; a conflict would only be noise.
-        "maxConflicts": 0,
-    });
-    rest.put_json(&format!("/rest/config/folders/{FOLDER_ID}"), &folder).await?;
-    Ok(())
 }
