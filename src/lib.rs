@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod net;
 pub mod pairing;
+pub mod platform;
 pub mod relay;
 pub mod root;
 pub mod state_file;

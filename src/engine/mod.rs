@@ -3,7 +3,7 @@
 //! A root's Syncthing lives in `<root>/.botsync/syncthing` (its "home"). `Engine::init` creates and
 //! configures it (config.xml is edited once, before the first start); afterwards every setting goes
 //! through `RestClient`. `Engine::start` / `Engine::stop` are idempotent and only ever touch
-//! processes that /proc confirms are this root's Syncthing.
+//! processes that the OS confirms are this root's Syncthing (see `crate::platform`).
 
 pub mod api_key;
 pub mod binary;
@@ -403,15 +403,15 @@ impl Engine {
         }
     }
 
-    /// The monitor from the PID file, or (file missing or damaged) from /proc: the process of
-    /// ours that is not a worker.
+    /// The monitor from the PID file, or (file missing or damaged) the process of ours that is not
+    /// a worker.
     fn live_monitor(&self) -> Option<u32> {
         let home = self.home();
         let recorded = process::read_pid_record(&process::pid_path(&self.root.state_dir())).map(|r| r.monitor);
         if let Some(pid) = recorded.filter(|&pid| process::is_ours(pid, &home)) {
             return Some(pid);
         }
-        process::our_processes(&home, None).into_iter().find(|&pid| !process::is_worker(pid))
+        process::unmonitored_of(&home)
     }
 
     /// The running monitor and worker PIDs (either may be absent).
@@ -522,37 +522,24 @@ impl Engine {
 /// Serializes `Engine::start` per root with an exclusive lock on `.botsync/engine.lock`, held
 /// until dropped (or until the process dies, however it dies).
 struct StartLock {
-    _file: fs::File,
+    _lock: crate::platform::lock::LockFile,
 }
 
 impl StartLock {
     async fn acquire(state_dir: &Path) -> Result<StartLock, EngineError> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = state_dir.join("engine.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
-        let started = Instant::now();
-        // SAFETY: flock on a descriptor we own; released when the file closes.
-        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            if started.elapsed() > READY_TIMEOUT {
-                return Err(EngineError::io(
-                    format!("waiting for another start of this root ({} is held)", path.display()),
-                    io::Error::from(io::ErrorKind::TimedOut),
-                ));
-            }
-            tokio::time::sleep(READY_POLL).await;
+        match crate::platform::lock::LockFile::acquire(&path, READY_TIMEOUT).await {
+            Ok(Some(lock)) => Ok(StartLock { _lock: lock }),
+            Ok(None) => Err(EngineError::io(
+                format!("waiting for another start of this root ({} is held)", path.display()),
+                io::Error::from(io::ErrorKind::TimedOut),
+            )),
+            Err(e) => Err(EngineError::io(format!("opening {}", path.display()), e)),
         }
-        Ok(StartLock { _file: file })
     }
 }
 
-/// `process::terminate` off the async threads: it polls /proc for up to 20 s.
+/// `process::terminate` off the async threads: it polls for up to 9 s.
 async fn terminate(pids: Vec<u32>, home: PathBuf) -> Result<(), EngineError> {
     tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
         .await
