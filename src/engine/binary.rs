@@ -19,7 +19,7 @@ pub const BINARY_ENV: &str = "BOTSYNC_SYNCTHING";
 pub const MIRROR_ENV: &str = "BOTSYNC_SYNCTHING_MIRROR";
 pub const DEFAULT_MIRROR: &str = "https://github.com/syncthing/syncthing/releases/download";
 /// The release botsync downloads when no usable Syncthing is installed.
-pub const PINNED_VERSION: &str = "2.0.10";
+pub const PINNED_VERSION: &str = "2.1.3";
 /// The oldest Syncthing whose command line and REST API botsync speaks.
 pub const MINIMUM: SyncthingVersion = SyncthingVersion { major: 1, minor: 19, patch: 0 };
 

@@ -8,6 +8,7 @@
 pub mod api_key;
 pub mod binary;
 pub mod config_xml;
+pub mod conformance;
 pub mod events;
 pub mod manifest;
 pub mod ports;
@@ -19,7 +20,7 @@ pub mod state;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -642,17 +643,7 @@ fn create_layout(root: &SyncRoot, root_existed: bool, rollback: &mut Rollback) -
 /// `syncthing generate`: Syncthing writes its own key, certificate and a config.xml of the schema
 /// version it understands. Idempotent: an existing key is kept.
 fn generate(binary: &SyncthingBinary, home: &Path) -> Result<(), EngineError> {
-    let mut command = Command::new(&binary.path);
-    command.arg("generate").arg(process::home_arg(home));
-    if !binary.version.is_v2_or_later() {
-        command.arg("--no-default-folder");
-    }
-    let output = command
-        .env("STNODEFAULTFOLDER", "1")
-        .env("STNOUPGRADE", "1")
-        .env_remove("STHOMEDIR")
-        .env_remove("STCONFDIR")
-        .env_remove("STDATADIR")
+    let output = process::generate_command(&binary.path, binary.version, home)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| EngineError::Generate(e.to_string()))?;

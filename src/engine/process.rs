@@ -49,10 +49,15 @@ pub struct SpawnRequest<'a> {
     pub log: &'a Path,
 }
 
-/// Starts `syncthing serve --home=<home>` with its monitor, detached (see `spawn_detached`). The
-/// API key travels in the environment, never in argv (any local user can read argv). Returns
-/// the monitor's PID.
-pub fn spawn_syncthing(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
+/// Variables from the caller's environment that would point Syncthing elsewhere or change how it
+/// runs (the 2.x ones too: `STLOGFILE` would take its log away from the file we read it from,
+/// `STPAUSED` would start every peer paused). See `conformance` for where each is read.
+pub const CLEARED_ENV: [&str; 10] =
+    ["STHOMEDIR", "STCONFDIR", "STDATADIR", "STNORESTART", "STMONITORED", "STNODEFAULTFOLDER", "STGUIASSETS", "STLOGFILE", "STPAUSED", "STALLOWNEWERCONFIG"];
+
+/// `syncthing serve --home=<home>`, with the API address and key in the environment, never in
+/// argv (any local user can read argv). The same line for 1.x and 2.x (see `conformance`).
+pub fn serve_command(request: &SpawnRequest<'_>) -> Command {
     let mut command = Command::new(request.binary);
     command
         .arg("serve")
@@ -61,11 +66,31 @@ pub fn spawn_syncthing(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
         .env("STGUIAPIKEY", request.api_key.expose())
         .env("STGUIADDRESS", format!("127.0.0.1:{}", request.gui_port))
         .env("STNOUPGRADE", "1");
-    // Settings from the caller's environment that would point Syncthing elsewhere or change how it runs.
-    for name in ["STHOMEDIR", "STCONFDIR", "STDATADIR", "STNORESTART", "STMONITORED", "STNODEFAULTFOLDER", "STGUIASSETS"] {
+    for name in CLEARED_ENV {
         command.env_remove(name);
     }
-    spawn_detached(command, request.log).map_err(|e| match e {
+    command
+}
+
+/// `syncthing generate --home=<home>`: 1.x needs `--no-default-folder` (or its variable) not to
+/// create a "default" folder; 2.x creates none and rejects the flag as unknown.
+pub fn generate_command(binary: &Path, version: super::SyncthingVersion, home: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.arg("generate").arg(home_arg(home));
+    if !version.is_v2_or_later() {
+        command.arg("--no-default-folder");
+    }
+    command.env("STNODEFAULTFOLDER", "1").env("STNOUPGRADE", "1");
+    for name in CLEARED_ENV.into_iter().filter(|name| *name != "STNODEFAULTFOLDER") {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// Starts `serve_command` with its monitor, detached (see `spawn_detached`). Returns the
+/// monitor's PID.
+pub fn spawn_syncthing(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
+    spawn_detached(serve_command(request), request.log).map_err(|e| match e {
         DetachedSpawnError::Log(source) => EngineError::io(format!("opening {}", request.log.display()), source),
         DetachedSpawnError::Spawn(source) => EngineError::Spawn { binary: request.binary.to_owned(), source },
     })
