@@ -164,6 +164,8 @@ pub async fn run(argv: Vec<String>) -> i32 {
         Err(e) => return print_parse_outcome(e, wants_json),
     };
     let json = cli.json;
+    // Progress and warnings while obtaining Syncthing: JSON lines on stderr for agents.
+    crate::engine::binary::set_json_lines(json);
     match dispatch(cli).await {
         Ok(report) => {
             print_stdout(if json { &report.json } else { &report.human });

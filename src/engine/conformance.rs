@@ -31,6 +31,9 @@
 //! - A config written by 2.x has a schema version 1.x refuses (1.x has `--allow-newer-config`
 //!   only as an escape hatch): going back from 2.x to 1.x on a root is refused by botsync.
 
+/// The first line of 2.x's temporary page during its database migration (`cmd/syncthing/main.go`).
+pub const MIGRATION_BANNER: &str = "*** Database migration in progress ***";
+
 /// Where a fact lives in Syncthing's source: `needle` appears in `file` at each tag of the row.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
@@ -186,7 +189,8 @@ pub const COMMAND_LINE: &[Row] = &[
     Row { uses: "STLOGFILE", v1: None, v2: src(MAIN, "env:\"STLOGFILE\"") },
     Row { uses: "STPAUSED", v1: None, v2: src(MAIN, "env:\"STPAUSED\"") },
     Row { uses: "STALLOWNEWERCONFIG", v1: None, v2: src(MAIN, "env:\"STALLOWNEWERCONFIG\"") },
-    Row { uses: "migration page", v1: None, v2: src(MAIN, "*** Database migration in progress ***") },
+    Row { uses: "migration page", v1: None, v2: src(MAIN, MIGRATION_BANNER) },
+    Row { uses: "index-v2", v1: None, v2: src("lib/locations/locations.go", "databaseName        = \"index-v2\"") },
 ];
 
 /// The row for `uses` in `table`.

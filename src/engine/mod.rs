@@ -69,10 +69,10 @@ pub enum EngineError {
     SyncthingNotFound { reason: String, rejected: Vec<String> },
     #[error("downloading {url} failed: {reason}")]
     DownloadFailed { url: String, reason: String },
-    #[error("{url} lists no SHA-256 for {file}; refusing to install an unverified download")]
-    ChecksumMissing { url: String, file: String },
-    #[error("{file} failed its SHA-256 check (expected {expected}, got {actual}); nothing was installed")]
-    ChecksumMismatch { file: String, expected: String, actual: String },
+    #[error("{file} failed Syncthing's release signature check ({reason}); nothing was installed")]
+    SignatureInvalid { file: String, reason: String },
+    #[error("Syncthing {version} at {} is newer than botsync knows and lacks what botsync uses ({missing}); install Syncthing 1.19–2.x or set BOTSYNC_SYNCTHING to one", .path.display())]
+    SyncthingUnknownCli { path: PathBuf, version: SyncthingVersion, missing: String },
     #[error("cannot unpack {}: {reason}", .file.display())]
     Unpack { file: PathBuf, reason: String },
     #[error("`syncthing generate` failed: {0}")]
@@ -91,6 +91,10 @@ pub enum EngineError {
     Spawn { binary: PathBuf, source: io::Error },
     #[error("Syncthing exited during startup; its log says: {log_tail}")]
     ExitedDuringStart { log_tail: String },
+    #[error("Syncthing is migrating its database to the 2.x format; wait for it (`botsync status` shows `restarting` until it is done), and do not stop it")]
+    Migrating,
+    #[error("this root's Syncthing database was last used by Syncthing {used}, and {found} at {} cannot read it; set BOTSYNC_SYNCTHING to a Syncthing 2.x (or remove the older one from PATH)", .path.display())]
+    SyncthingDowngrade { used: SyncthingVersion, found: SyncthingVersion, path: PathBuf },
     #[error("Syncthing did not answer within {waited_s} s; its log says: {log_tail}")]
     NotReady { waited_s: u64, log_tail: String },
     #[error("could not stop Syncthing processes {pids:?}")]
@@ -314,6 +318,10 @@ impl Engine {
             return Err(EngineError::ConfigMissing(home));
         }
         let binary = locator.resolve(Some(&self.state.syncthing)).await?;
+        let used = self.state.syncthing.version;
+        if used.is_v2_or_later() && !binary.version.is_v2_or_later() && home.join(binary::V2_DATABASE).exists() {
+            return Err(EngineError::SyncthingDowngrade { used, found: binary.version, path: binary.path });
+        }
         if binary != self.state.syncthing {
             self.state.syncthing = binary;
             self.state.save(&self.root.config_file())?;
@@ -356,11 +364,21 @@ impl Engine {
     async fn wait_ready(&self, monitor: u32) -> Result<(), EngineError> {
         let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
         let home = self.home();
-        let started = Instant::now();
+        let mut started = Instant::now();
+        let mut told = false;
         loop {
             match rest.ping().await {
                 Ok(()) => return Ok(()),
                 Err(e) if rest::is_forbidden(&e) => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
+                // 2.x's first start after 1.x migrates the database, for as long as it takes:
+                // killing it then only makes the next start begin again.
+                Err(EngineError::Migrating) => {
+                    if !told {
+                        binary::notice(&EngineError::Migrating.to_string());
+                        told = true;
+                    }
+                    started = Instant::now();
+                }
                 Err(_) => {}
             }
             let log = process::log_path(&self.root.state_dir());

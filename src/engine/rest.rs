@@ -99,8 +99,19 @@ impl RestClient {
     }
 
     /// Succeeds when Syncthing answers and accepts our key.
+    /// Answers only when Syncthing's own API does: 2.x serves a plain-text page on the same
+    /// address, to any request and without checking the key, while it migrates its database
+    /// (see `conformance`), so a 200 alone proves nothing.
     pub async fn ping(&self) -> Result<(), EngineError> {
-        self.send(Method::GET, "/rest/system/ping", &[], None).await.map(drop)
+        const PATH: &str = "/rest/system/ping";
+        let body = self.send(Method::GET, PATH, &[], None).await?.text().await.unwrap_or_default();
+        if body.starts_with(super::conformance::MIGRATION_BANNER) {
+            return Err(EngineError::Migrating);
+        }
+        match serde_json::from_str::<Value>(&body) {
+            Ok(answer) if answer["ping"] == "pong" => Ok(()),
+            _ => Err(EngineError::RestDecode { path: PATH.into(), reason: format!("not Syncthing's answer: {}", body.chars().take(80).collect::<String>()) }),
+        }
     }
 
     pub async fn system_status(&self) -> Result<SystemStatus, EngineError> {
