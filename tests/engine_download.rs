@@ -115,13 +115,21 @@ fn new_key() -> SigningKey {
     SigningKey::from_slice(&rand::random::<[u8; 32]>()).unwrap()
 }
 
-/// A release tarball like Syncthing's: `<name>/syncthing`, `<name>/README.txt` and (unless
-/// `signature` is None) `<name>/release.sig`.
-fn release_tarball(archive_name: &str, binary: &str, signature: Option<&str>) -> Vec<u8> {
-    let dir = archive_name.trim_end_matches(".tar.gz");
+/// A release archive like Syncthing's (`.tar.gz` on Linux, `.zip` on macOS): `<name>/syncthing`,
+/// `<name>/README.txt` and (unless `signature` is None) `<name>/release.sig`.
+fn release_archive(archive_name: &str, binary: &str, signature: Option<&str>) -> Vec<u8> {
+    let dir = archive_name.trim_end_matches(".tar.gz").trim_end_matches(".zip");
     let mut members = vec![(format!("{dir}/README.txt"), "readme".to_string(), 0o644), (format!("{dir}/syncthing"), binary.to_string(), 0o755)];
     if let Some(signature) = signature {
         members.push((format!("{dir}/release.sig"), signature.to_string(), 0o644));
+    }
+    if archive_name.ends_with(".zip") {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body, mode) in members {
+            zip.start_file(name, zip::write::SimpleFileOptions::default().unix_permissions(mode)).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        return zip.finish().unwrap().into_inner();
     }
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none()));
     for (name, body, mode) in members {
@@ -168,7 +176,7 @@ fn setup(signed: Signed) -> Setup {
         Signed::OtherName => Some(sign(&trusted, "syncthing-linux-386-v1.0.0.tar.gz", binary.as_bytes())),
         Signed::Unsigned => None,
     };
-    let tarball = release_tarball(&archive_name, &binary, signature.as_deref());
+    let tarball = release_archive(&archive_name, &binary, signature.as_deref());
     let archive_len = tarball.len();
     let mut files = HashMap::new();
     files.insert(format!("/releases/v{PINNED_VERSION}/{archive_name}"), tarball);
@@ -189,7 +197,6 @@ fn cache_entries(cache: &Path) -> Vec<String> {
         Ok(entries) => entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
     };
-    names.retain(|n| n != ".download.lock");
     names.sort();
     names
 }

@@ -207,7 +207,7 @@ impl InstanceLock {
         let path = lock_file(root);
         let io_error = |source| DaemonError::Io { path: path.clone(), source };
         state_file::create_private_dir(&root.state_dir()).map_err(io_error)?;
-        let Some(lock) = LockFile::try_acquire(&path).map_err(io_error)? else {
+        let Some(lock) = LockFile::try_acquire_as_holder(&path).map_err(io_error)? else {
             return Ok(None);
         };
         let pid_file = pid_file(root);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::EngineError;
-use crate::platform::lock::LockFile;
+use crate::platform::lock::DirLock;
 
 /// An explicit Syncthing binary; wins over everything else.
 pub const BINARY_ENV: &str = "BOTSYNC_SYNCTHING";
@@ -345,11 +345,10 @@ impl BinaryLocator {
             rejected: Vec::new(),
         })?;
         crate::state_file::create_private_dir(&cache).map_err(|e| EngineError::io(format!("creating {}", cache.display()), e))?;
-        let lock_path = cache.join(".download.lock");
-        let _lock = LockFile::acquire(&lock_path, DOWNLOAD_LOCK_WAIT)
+        let _lock = DirLock::acquire(&cache, DOWNLOAD_LOCK_WAIT)
             .await
-            .map_err(|e| EngineError::io(format!("locking {}", lock_path.display()), e))?
-            .ok_or_else(|| EngineError::io(format!("waiting for another download ({} is held)", lock_path.display()), std::io::ErrorKind::TimedOut.into()))?;
+            .map_err(|e| EngineError::io(format!("locking {}", cache.display()), e))?
+            .ok_or_else(|| EngineError::io(format!("waiting for another download into {}", cache.display()), std::io::ErrorKind::TimedOut.into()))?;
         // Another process may have finished the same download while we waited.
         if let Some(done) = self.cached_path().filter(|p| verify_cached(&self.release_key, p).is_ok()) {
             return SyncthingBinary::inspect(&done);

@@ -3,7 +3,8 @@
 //! process, so other code opening and closing the same path (to read the holder) never drops the
 //! lock, unlike `fcntl` record locks.
 //!
-//! The holder writes its PID into the file once it holds the lock. Only holders write, so a PID
+//! A holder that others need to find (`try_acquire_as_holder`) writes its PID into the file once
+//! it holds the lock; the other constructors write nothing (a lock taken changes no mtime). Only holders write, so a PID
 //! read from the file is the last holder: if that process is still alive and still the process
 //! the caller expects (see `process::Identity`), it still holds the lock. That answers "who holds
 //! it?" on every Unix without `/proc/locks`.
@@ -24,18 +25,25 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    /// Takes the lock if nobody holds it; `Ok(None)` if someone does.
+    /// Takes the lock if nobody holds it; `Ok(None)` if someone does. Writes nothing.
     pub fn try_acquire(path: &Path) -> io::Result<Option<LockFile>> {
         let file = open(path)?;
-        if try_flock(&file)? {
-            Ok(Some(LockFile::holding(file, path)?))
-        } else {
-            Ok(None)
-        }
+        Ok(try_flock(&file)?.then(|| LockFile { _file: file, path: path.to_owned() }))
+    }
+
+    /// `try_acquire`, then records our PID in the file for `recorded_holder`.
+    pub fn try_acquire_as_holder(path: &Path) -> io::Result<Option<LockFile>> {
+        let Some(mut lock) = LockFile::try_acquire(path)? else {
+            return Ok(None);
+        };
+        lock._file.set_len(0)?;
+        lock._file.write_all(std::process::id().to_string().as_bytes())?;
+        Ok(Some(lock))
     }
 
     /// Takes the lock, waiting up to `timeout` for the holder to let go; `Ok(None)` on timeout.
     /// Polls rather than blocking in `flock`, so an async caller is never parked in a syscall.
+    /// Writes nothing.
     pub async fn acquire(path: &Path, timeout: Duration) -> io::Result<Option<LockFile>> {
         let file = open(path)?;
         let started = Instant::now();
@@ -45,19 +53,35 @@ impl LockFile {
             }
             tokio::time::sleep(POLL).await;
         }
-        Ok(Some(LockFile::holding(file, path)?))
-    }
-
-    fn holding(mut file: File, path: &Path) -> io::Result<LockFile> {
-        file.set_len(0)?;
-        file.write_all(std::process::id().to_string().as_bytes())?;
-        Ok(LockFile { _file: file, path: path.to_owned() })
+        Ok(Some(LockFile { _file: file, path: path.to_owned() }))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+}
+
+/// An exclusive lock on a directory itself (`flock` on its descriptor, Linux and macOS alike):
+/// for serializing work inside a directory without leaving a lock file in it.
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: File,
+}
+
+impl DirLock {
+    /// Waits up to `timeout` for the lock; `Ok(None)` on timeout.
+    pub async fn acquire(dir: &Path, timeout: Duration) -> io::Result<Option<DirLock>> {
+        let handle = File::open(dir)?;
+        let started = Instant::now();
+        while !try_flock(&handle)? {
+            if started.elapsed() > timeout {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(Some(DirLock { _dir: handle }))
+    }
 }
 
 fn open(path: &Path) -> io::Result<File> {
@@ -91,13 +115,24 @@ mod tests {
     fn one_holder_at_a_time_and_the_holder_is_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
-        let held = LockFile::try_acquire(&path).unwrap().expect("free");
+        let held = LockFile::try_acquire_as_holder(&path).unwrap().expect("free");
         assert!(LockFile::try_acquire(&path).unwrap().is_none(), "a second open file cannot take it");
         assert_eq!(recorded_holder(&path), Some(std::process::id()));
         // Reading the holder (open + close of the same path) does not release it.
         assert!(LockFile::try_acquire(&path).unwrap().is_none());
         drop(held);
         assert!(LockFile::try_acquire(&path).unwrap().is_some(), "released on drop");
+    }
+
+    #[test]
+    fn a_directory_lock_excludes_a_second_holder_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let held = runtime.block_on(DirLock::acquire(dir.path(), Duration::from_secs(1))).unwrap().expect("free");
+        assert!(runtime.block_on(DirLock::acquire(dir.path(), Duration::from_millis(50))).unwrap().is_none(), "held");
+        drop(held);
+        assert!(runtime.block_on(DirLock::acquire(dir.path(), Duration::from_millis(50))).unwrap().is_some(), "released");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written into the directory");
     }
 
     #[test]
