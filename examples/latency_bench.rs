@@ -102,7 +102,7 @@ impl PairWithWatcher {
     async fn start(work: &Path, delay_s: u32) -> PairWithWatcher {
         let raw = RawPair::start(work, delay_s).await;
         let a = &raw.pair.a;
-        let scanner = Arc::new(RestScanner::new(a.base_url(), a.api_key.clone()));
+        let scanner = Arc::new(RestScanner::new(&a.rest()));
         let marks = SuppressionHandle::new();
         let feed = tokio::spawn(feed_item_events(a.base_url(), a.api_key.clone(), marks.clone()));
         let folders = vec![FolderWatch::new(raw.pair.folder_id.clone(), &raw.pair.dir_a)];

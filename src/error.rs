@@ -1,92 +1,17 @@
 //! The error that crosses the CLI and JS boundary. Each core layer has its own error enum; this
 //! one wraps them and gives every failure a stable code (for agents and the JS `code` property)
-//! and an exit status.
+//! and an exit status. Only `commands`, `cli` and `node` use it; the codes themselves are the leaf
+//! `error_code`, so a core layer that records a failure (the daemon, for a waiting `invite`) can
+//! name its code without depending on this module.
 
+pub use crate::error_code::{exit, ErrorCode};
 use crate::daemon::notify::NotifyError;
 use crate::daemon::DaemonError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, RestError};
 use crate::root::RootError;
 use crate::state_file::StateFileError;
-
-/// Stable identifiers, documented in the README. Never renumber or rename one: agents match on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    Usage,
-    NotInitialized,
-    InvalidRoot,
-    StateCorrupted,
-    Io,
-    Internal,
-    /// The root's Syncthing does not answer its API.
-    EngineUnreachable,
-    /// A wait (such as `waitForSync`) ran out of time.
-    Timeout,
-    CodeInvalid,
-    CodeExpired,
-    CodeUsed,
-    CodeMismatch,
-    PairingTimeout,
-    PairingProtocol,
-    RelayUnreachable,
-    RelayRateLimited,
-    RelayProtocol,
-    RelayFailed,
-    /// No usable Syncthing binary (missing, not executable, too old, cannot be downloaded).
-    SyncthingUnavailable,
-    /// A Syncthing download failed its checksum or could not be unpacked.
-    DownloadRejected,
-    /// A port recorded for this root is taken by another program.
-    PortInUse,
-    /// Syncthing failed to start, stop or answer.
-    EngineFailed,
-    /// botsync's background process is missing or failed to start or stop.
-    DaemonFailed,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Usage => "BOTSYNC_USAGE",
-            ErrorCode::NotInitialized => "BOTSYNC_NOT_INITIALIZED",
-            ErrorCode::InvalidRoot => "BOTSYNC_INVALID_ROOT",
-            ErrorCode::StateCorrupted => "BOTSYNC_STATE_CORRUPTED",
-            ErrorCode::Io => "BOTSYNC_IO",
-            ErrorCode::Internal => "BOTSYNC_INTERNAL",
-            ErrorCode::EngineUnreachable => "BOTSYNC_ENGINE_UNREACHABLE",
-            ErrorCode::Timeout => "BOTSYNC_TIMEOUT",
-            ErrorCode::CodeInvalid => "BOTSYNC_CODE_INVALID",
-            ErrorCode::CodeExpired => "BOTSYNC_CODE_EXPIRED",
-            ErrorCode::CodeUsed => "BOTSYNC_CODE_USED",
-            ErrorCode::CodeMismatch => "BOTSYNC_CODE_MISMATCH",
-            ErrorCode::PairingTimeout => "BOTSYNC_PAIRING_TIMEOUT",
-            ErrorCode::PairingProtocol => "BOTSYNC_PAIRING_PROTOCOL",
-            ErrorCode::RelayUnreachable => "BOTSYNC_RELAY_UNREACHABLE",
-            ErrorCode::RelayRateLimited => "BOTSYNC_RELAY_RATE_LIMITED",
-            ErrorCode::RelayProtocol => "BOTSYNC_RELAY_PROTOCOL",
-            ErrorCode::RelayFailed => "BOTSYNC_RELAY_FAILED",
-            ErrorCode::SyncthingUnavailable => "BOTSYNC_SYNCTHING_UNAVAILABLE",
-            ErrorCode::DownloadRejected => "BOTSYNC_DOWNLOAD_REJECTED",
-            ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
-            ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
-            ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
-        }
-    }
-}
-
-impl AsRef<str> for ErrorCode {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-/// Process exit statuses; stable and documented.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const USAGE: i32 = 2;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -104,6 +29,14 @@ pub enum Error {
     State(#[from] StateFileError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Talking to the root's Syncthing directly (`waitForSync`) found nobody answering.
+    #[error("Syncthing is not running for this root ({0}); run `botsync start`")]
+    EngineUnreachable(RestError),
+    #[error("not in sync after {waited_ms} ms: {}", incomplete.join("; "))]
+    SyncTimeout { waited_ms: u64, incomplete: Vec<String> },
+    /// A failure another process recorded with its code (the daemon, for `invite --wait`).
+    #[error("{message}")]
+    Recorded { code: ErrorCode, message: String },
     #[error(transparent)]
     Notify(#[from] NotifyError),
     #[error(transparent)]
@@ -126,20 +59,21 @@ impl Error {
             Error::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
             Error::State(_) => ErrorCode::Io,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::EngineUnreachable(_) => ErrorCode::EngineUnreachable,
+            Error::SyncTimeout { .. } => ErrorCode::Timeout,
+            Error::Recorded { code, .. } => *code,
             Error::Daemon(DaemonError::Engine(engine)) => engine_code(engine),
             Error::Daemon(DaemonError::State(StateFileError::Corrupted { .. })) => ErrorCode::StateCorrupted,
             Error::Daemon(_) => ErrorCode::DaemonFailed,
             Error::Notify(e) => match e {
                 NotifyError::NotInitialized(_) => ErrorCode::NotInitialized,
-                NotifyError::EngineNotConfigured(_) => ErrorCode::StateCorrupted,
                 NotifyError::Engine(_) => ErrorCode::EngineUnreachable,
                 NotifyError::BadHooksUrl(_) => ErrorCode::Usage,
-                NotifyError::SyncTimeout { .. } => ErrorCode::Timeout,
                 NotifyError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
                 NotifyError::State(_) => ErrorCode::Io,
                 NotifyError::Internal(_) => ErrorCode::Internal,
             },
-            Error::Pairing(e) => pairing_code(e),
+            Error::Pairing(e) => e.code(),
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,
             Error::Engine(engine) => engine_code(engine),
@@ -151,23 +85,6 @@ impl Error {
             ErrorCode::Usage => exit::USAGE,
             _ => exit::FAILURE,
         }
-    }
-}
-
-fn pairing_code(error: &PairingError) -> ErrorCode {
-    match error {
-        PairingError::CodeInvalid(_)
-        | PairingError::OfflineCodeTruncated
-        | PairingError::OfflineCodeCorrupted
-        | PairingError::OfflineCodeInvalid(_) => ErrorCode::CodeInvalid,
-        PairingError::CodeExpired => ErrorCode::CodeExpired,
-        PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
-        PairingError::CodeMismatch => ErrorCode::CodeMismatch,
-        PairingError::Timeout(_) => ErrorCode::PairingTimeout,
-        PairingError::PeerProtocol(_) | PairingError::AcceptFailed(_) => ErrorCode::PairingProtocol,
-        PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
-        PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
-        PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,
     }
 }
 
@@ -185,7 +102,6 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::DownloadFailed { .. } => ErrorCode::SyncthingUnavailable,
         EngineError::SignatureInvalid { .. } | EngineError::Unpack { .. } => ErrorCode::DownloadRejected,
         EngineError::SyncthingUnknownCli { .. } | EngineError::SyncthingDowngrade { .. } => ErrorCode::SyncthingUnavailable,
-        EngineError::Migrating => ErrorCode::EngineFailed,
         EngineError::ApiPortTaken { .. } | EngineError::ListenPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
         EngineError::FromEnvVar(_)
         | EngineError::Generate(_)
@@ -194,9 +110,7 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::ExitedDuringStart { .. }
         | EngineError::NotReady { .. }
         | EngineError::StopFailed { .. }
-        | EngineError::RestUnreachable { .. }
-        | EngineError::RestStatus { .. }
-        | EngineError::RestDecode { .. } => ErrorCode::EngineFailed,
+        | EngineError::Rest(_) => ErrorCode::EngineFailed,
     }
 }
 

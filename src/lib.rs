@@ -1,10 +1,18 @@
 //! botsync: peer-to-peer folder sync for AI agents.
 //!
-//! The flow reads top-down: `cli` (and `node`, the JS binding) parse a request and hand it to
-//! `commands`, which compose the core layers: `engine` (a private Syncthing), `pairing` (codes,
-//! the PAKE exchange and the relay client), `relay` (the rendezvous server), and `daemon` (the
-//! background process: pairing completion, notifications, fast scans). Each layer has its own
-//! error type; `error::Error` is what crosses the CLI and JS boundary, with a stable code.
+//! The flow reads top-down, and dependencies only point down:
+//!
+//! - `cli` and `node` (the JS binding) parse a request and hand it to
+//! - `commands`, one module per command, which compose the core layers:
+//! - `engine` (a private Syncthing; `engine::RestClient` is the only way anything talks to its REST
+//!   API, `engine::events::EventStream` follows its events), `pairing` (codes, the PAKE exchange
+//!   and the relay client), `relay` (the rendezvous server) and `daemon` (the background process:
+//!   pairing completion, notifications, fast scans);
+//! - the leaves every layer may use: `root`, `state_file`, `device_id`, `net`, `clock` and
+//!   `error_code` (the stable `BOTSYNC_*` codes).
+//!
+//! No core layer imports `commands` or `error`. Each layer has its own error type;
+//! `error::Error` wraps them where they cross the CLI and JS boundary and gives each a stable code.
 
 pub mod cli;
 pub mod clock;
@@ -13,6 +21,7 @@ pub mod daemon;
 pub mod device_id;
 pub mod engine;
 pub mod error;
+pub mod error_code;
 pub mod net;
 pub mod pairing;
 pub mod platform;

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
-use botsync::engine::{ApiKey, EngineError, RestClient};
+use botsync::engine::{ApiKey, RestClient, RestError};
 use common::{block_on, isolated};
 use reliability_support::*;
 
@@ -104,12 +104,12 @@ fn serve_page(body: &'static str) -> u16 {
 fn the_migration_page_is_told_from_syncthings_api() {
     let migrating = serve_page("*** Database migration in progress ***\n\n2026-12-01 INF Migrating old-style database to SQLite; this may take a while...\n");
     let error = block_on(RestClient::new(migrating, ApiKey::generate()).ping()).unwrap_err();
-    assert!(matches!(error, EngineError::Migrating), "{error}");
+    assert!(matches!(error, RestError::Migrating), "{error}");
     assert!(error.to_string().contains("do not stop it"), "{error}");
 
     let something_else = serve_page("hello from another program");
     let error = block_on(RestClient::new(something_else, ApiKey::generate()).ping()).unwrap_err();
-    assert!(matches!(error, EngineError::RestDecode { .. }), "a 200 that is not Syncthing's answer is not ready: {error}");
+    assert!(matches!(error, RestError::Decode { .. }), "a 200 that is not Syncthing's answer is not ready: {error}");
 
     let syncthing = serve_page("{\"ping\":\"pong\"}");
     block_on(RestClient::new(syncthing, ApiKey::generate()).ping()).expect("Syncthing's answer");

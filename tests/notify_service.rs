@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use botsync::daemon::notify::{serve_with, BotsyncEvent, HooksToken, NotifierOptions, NotifySettings, Peer};
 use botsync::SyncRoot;
-use notify_support::{fixture, fixture_ids, FakeOpenClaw, FakeSyncthing, API_KEY};
-use serde_json::json;
+use notify_support::{fixture, fixture_ids, FakeOpenClaw, FakeSyncthing};
 use tokio::sync::{mpsc, oneshot};
 
 #[tokio::test]
@@ -24,7 +23,7 @@ async fn syncthing_events_become_openclaw_messages_until_shutdown() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap().port()
     };
-    botsync::state_file::write_json(&root.config_file(), &json!({"guiPort": port, "apiKey": API_KEY})).unwrap();
+    notify_support::record_engine(&root, port);
 
     let settings = NotifySettings::new(format!("http://{gateway_addr}/hooks/agent"), HooksToken::new("tok")).unwrap();
     let logs: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use botsync::daemon::notify::derive::EventDeriver;
 use botsync::daemon::notify::{BotsyncEvent, EventFeed};
-use botsync::engine::events::{ApiKey, EventData, EventStream, SyncthingLink};
+use botsync::engine::events::{EventData, EventStream};
+use botsync::engine::{ApiKey, RestClient};
 use botsync::SyncRoot;
-use notify_support::{fixture, fixture_ids, FakeSyncthing, API_KEY};
+use notify_support::{fixture, fixture_ids, rest, FakeSyncthing, LOCAL_ID};
 use serde_json::json;
 
 fn item(n: u32) -> serde_json::Value {
@@ -28,13 +29,12 @@ fn items(events: &[botsync::engine::events::SyncthingEvent]) -> Vec<String> {
 
 async fn stream_for(fake: &FakeSyncthing) -> (EventStream, tokio::task::JoinHandle<()>) {
     let (addr, server) = fake.start().await;
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from(API_KEY)));
-    (EventStream::botsync(link).with_poll_timeout(Duration::from_secs(1)), server)
+    (EventStream::botsync(rest(addr)).with_poll_timeout(Duration::from_secs(1)), server)
 }
 
 #[tokio::test]
 async fn polls_with_the_key_and_the_explicit_mask_and_advances() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     fake.push("ItemFinished", item(1));
     fake.push("Starting", json!({}));
     fake.push("ItemFinished", item(2));
@@ -44,7 +44,7 @@ async fn polls_with_the_key_and_the_explicit_mask_and_advances() {
     assert_eq!(items(&batch.events), vec!["f1.txt", "f2.txt"], "Starting is outside the mask");
     assert!(!batch.restarted);
     assert_eq!(stream.position().0, 3);
-    assert_eq!(stream.local_device(), Some("AAAAAAA-LOCAL"));
+    assert_eq!(stream.local_device(), Some(LOCAL_ID));
 
     fake.push("ItemFinished", item(3));
     let batch = stream.next_batch().await.unwrap();
@@ -66,7 +66,7 @@ async fn polls_with_the_key_and_the_explicit_mask_and_advances() {
 
 #[tokio::test]
 async fn an_error_keeps_the_position_and_the_next_poll_resumes() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     fake.push("ItemFinished", item(1));
     let (mut stream, server) = stream_for(&fake).await;
     assert_eq!(items(&stream.next_batch().await.unwrap().events), vec!["f1.txt"]);
@@ -81,7 +81,7 @@ async fn an_error_keeps_the_position_and_the_next_poll_resumes() {
 
 #[tokio::test]
 async fn a_restart_is_detected_and_nothing_of_the_new_process_is_skipped() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     for n in 1..=3 {
         fake.push("ItemFinished", item(n));
     }
@@ -112,7 +112,7 @@ async fn a_restart_is_detected_and_nothing_of_the_new_process_is_skipped() {
 
 #[tokio::test]
 async fn a_restart_within_the_same_second_is_caught_by_uptime_going_back() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     fake.push("ItemFinished", item(1));
     fake.push("ItemFinished", item(2));
     let (mut stream, server) = stream_for(&fake).await;
@@ -129,7 +129,7 @@ async fn a_restart_within_the_same_second_is_caught_by_uptime_going_back() {
 
 #[tokio::test]
 async fn skip_to_now_ignores_what_was_buffered() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     fake.push("ItemFinished", item(1));
     fake.push("ItemFinished", item(2));
     let (mut stream, server) = stream_for(&fake).await;
@@ -141,10 +141,9 @@ async fn skip_to_now_ignores_what_was_buffered() {
 
 #[tokio::test]
 async fn a_wrong_key_is_an_error_not_a_silent_empty_stream() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     let (addr, server) = fake.start().await;
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from("wrong")));
-    let mut stream = EventStream::botsync(link);
+    let mut stream = EventStream::botsync(RestClient::new(addr.port(), ApiKey::from_string(String::from("wrong"))));
     let error = stream.next_batch().await.unwrap_err();
     assert!(error.to_string().contains("403"), "{error}");
     server.abort();
@@ -161,8 +160,7 @@ async fn the_feed_turns_recorded_events_into_botsync_events_across_a_restart() {
     let (addr, server) = fake.start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = SyncRoot::at(dir.path().to_owned()).unwrap();
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from(API_KEY)));
-    let stream = EventStream::botsync(link).with_poll_timeout(Duration::from_secs(1));
+    let stream = EventStream::botsync(rest(addr)).with_poll_timeout(Duration::from_secs(1));
     let mut feed = EventFeed::start_with(stream, EventDeriver::new(root)).await.unwrap();
 
     let recorded = fixture("events-b.json");
@@ -188,13 +186,12 @@ async fn the_feed_turns_recorded_events_into_botsync_events_across_a_restart() {
 
 #[tokio::test]
 async fn the_feed_reports_a_lone_item_finished_after_the_join_window_without_new_events() {
-    let fake = FakeSyncthing::new("AAAAAAA-LOCAL");
+    let fake = FakeSyncthing::new(LOCAL_ID);
     let (addr, server) = fake.start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = SyncRoot::at(dir.path().to_owned()).unwrap();
-    let link = SyncthingLink::new(format!("http://{addr}"), ApiKey::from_string(String::from(API_KEY)));
     // A long poll timeout: the feed must wake up for the join deadline on its own.
-    let stream = EventStream::botsync(link).with_poll_timeout(Duration::from_secs(30));
+    let stream = EventStream::botsync(rest(addr)).with_poll_timeout(Duration::from_secs(30));
     let deriver = EventDeriver::new(root).with_join_window(Duration::from_millis(300));
     let mut feed = EventFeed::start_with(stream, deriver).await.unwrap();
     fake.push("ItemFinished", item(7));

@@ -9,11 +9,11 @@ use std::time::Duration;
 use botsync::commands::watch::{self, WaitForSyncOptions};
 use botsync::commands::RootOptions;
 use botsync::{Error, ErrorCode, SyncRoot};
-use notify_support::{fixture, fixture_ids, FakeSyncthing, API_KEY};
+use notify_support::{fixture, fixture_ids, FakeSyncthing};
 use serde_json::json;
 
-const ME: &str = "MEMEMEM-AAAAAAA-BBBBBBB-CCCCCCC-DDDDDDD-EEEEEEE-FFFFFFF-GGGGGGG";
-const PEER: &str = "PEERAAA-AAAAAAA-BBBBBBB-CCCCCCC-DDDDDDD-EEEEEEE-FFFFFFF-GGGGGGG";
+const ME: &str = notify_support::LOCAL_ID;
+const PEER: &str = "J2UJDNG-SLMVJP3-WA4Y2ZH-44PUZ2V-IOLHQMR-W4QYVQN-GGLL4UK-ZR6AEAV";
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -27,11 +27,7 @@ async fn setup(my_id: &str) -> Setup {
     let (addr, server) = fake.start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = SyncRoot::at(dir.path().to_owned()).unwrap();
-    botsync::state_file::write_json(
-        &root.config_file(),
-        &json!({"version": 1, "guiPort": addr.port(), "apiKey": API_KEY, "network": "lan"}),
-    )
-    .unwrap();
+    notify_support::record_engine(&root, addr.port());
     Setup { _dir: dir, root, fake, server }
 }
 
@@ -68,7 +64,7 @@ async fn resolves_once_the_connected_peer_has_everything() {
         set_peer_completion(&fake, "botsync-shared", 100.0, 0);
     });
     let report = watch::wait_for_sync(&options(&s.root, 10_000)).await.unwrap();
-    assert_eq!(report.peers, vec!["laptop (PEERAAA)"]);
+    assert_eq!(report.peers, vec!["laptop (J2UJDNG)"]);
     assert_eq!(report.folders, vec!["botsync-shared", "botsync-inbox"]);
     assert!(report.waited_ms >= 500, "{}", report.waited_ms);
     // Scanned first, so that files written just before the call are counted; only our folders.
@@ -85,7 +81,7 @@ async fn times_out_naming_what_is_incomplete() {
     assert_eq!(error.code(), ErrorCode::Timeout);
     assert_eq!(error.code().as_str(), "BOTSYNC_TIMEOUT");
     let message = error.to_string();
-    assert!(message.contains("laptop (PEERAAA) is at 62.5% of botsync-inbox (3 items, 3.0 KB to go)"), "{message}");
+    assert!(message.contains("laptop (J2UJDNG) is at 62.5% of botsync-inbox (3 items, 3.0 KB to go)"), "{message}");
     assert!(!message.contains("botsync-shared"), "{message}");
     s.server.abort();
 }

@@ -277,8 +277,8 @@ fn edits_on_both_sides_while_apart_both_survive() {
             a.write("shared", "notes.md", "edited on A\n");
             b.write("shared", "notes.md", "edited on B\n");
             // Each side's index must hold its own edit before the link comes back.
-            a_engine.rest().scan("botsync-shared", Some("notes.md")).await.unwrap();
-            b_engine.rest().scan("botsync-shared", Some("notes.md")).await.unwrap();
+            a_engine.rest().scan("botsync-shared", &["notes.md"]).await.unwrap();
+            b_engine.rest().scan("botsync-shared", &["notes.md"]).await.unwrap();
 
             a_engine.rest().resume_device(&joined.device_id.parse().unwrap()).await.unwrap();
             b_engine.rest().resume_device(&init.device_id.parse().unwrap()).await.unwrap();
@@ -420,8 +420,7 @@ fn original_protocol_relay_pairs_only_the_tagged_joiner() {
 }
 
 async fn set_own_name(engine: &Engine, name: &str) {
-    let own = engine.device_id();
-    engine.rest().patch_json(&format!("/rest/config/devices/{own}"), &serde_json::json!({ "name": name })).await.unwrap();
+    engine.rest().set_device_name(&engine.device_id(), name).await.unwrap();
 }
 
 /// A host with discovery off gets no original code (the joiner could never find it) but an

@@ -60,7 +60,7 @@ async fn body() {
     let (a, b) = (&pair.dir_a, &pair.dir_b);
 
     // Syncthing 1.19 honours repeated `sub` parameters, and names survive URL encoding.
-    let rest = RestScanner::new(pair.a.base_url(), pair.a.api_key.clone());
+    let rest = RestScanner::new(&pair.a.rest());
     let odd = "odd name & ü #1?.txt";
     std::fs::write(a.join("x.txt"), b"x").unwrap();
     std::fs::write(a.join("y.txt"), b"y").unwrap();

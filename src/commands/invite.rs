@@ -10,7 +10,7 @@ use super::{Report, RootOptions};
 use crate::clock;
 use crate::daemon::invites::{self, InviteKind, InviteRecord, InviteStatus};
 use crate::engine::{BinaryLocator, Engine, NetworkProfile};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::pairing::original::{self, OriginalPayload};
 use crate::pairing::{host, OfflineCode, PairingError, RelayClient};
 use crate::root::SyncRoot;
@@ -192,7 +192,10 @@ pub async fn wait_for_pairing(root: &SyncRoot, id: &str, mut tick: impl FnMut(u6
         let record = invites::load(root, id)?.ok_or_else(|| Error::Internal(format!("invite {id} disappeared")))?;
         match record.status {
             InviteStatus::Paired { device_id, name, .. } => return Ok(PairedPeer { device_id, name }),
-            InviteStatus::Failed { error, .. } => return Err(Error::Internal(error)),
+            // The daemon recorded the stable code with the message: agents match on it.
+            InviteStatus::Failed { code, error } => {
+                return Err(Error::Recorded { code: ErrorCode::parse(&code).unwrap_or(ErrorCode::Internal), message: error })
+            }
             InviteStatus::Pending if clock::now_ms() > record.expires_at_ms + 5_000 => {
                 return Err(PairingError::Timeout("a machine to join before the code expired").into());
             }
@@ -249,6 +252,27 @@ mod tests {
         let text = boxed(&["ab".into(), "abcd".into()]);
         let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|w| *w == widths[0]), "{text}");
+    }
+
+    #[test]
+    fn a_recorded_failure_keeps_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SyncRoot::at(dir.path().to_owned()).unwrap();
+        let failed = |code: &str| InviteRecord {
+            id: "abandon-ability".into(),
+            kind: InviteKind::Offline { code: "c".into() },
+            expires_at_ms: clock::now_ms() + 60_000,
+            status: InviteStatus::Failed { code: code.into(), error: "the other machine typed a different code".into() },
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        invites::save(&root, &failed("BOTSYNC_CODE_MISMATCH")).unwrap();
+        let error = runtime.block_on(wait_for_pairing(&root, "abandon-ability", |_| {})).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::CodeMismatch);
+        assert_eq!(error.to_string(), "the other machine typed a different code");
+        // A code this version does not know (a newer daemon) is still an error, never a success.
+        invites::save(&root, &failed("BOTSYNC_FROM_THE_FUTURE")).unwrap();
+        let error = runtime.block_on(wait_for_pairing(&root, "abandon-ability", |_| {})).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Internal);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use super::Report;
 use crate::daemon::invite_completion::my_info;
 use crate::daemon::invites;
 use crate::device_id::DeviceId;
-use crate::engine::{BinaryLocator, Engine, NetworkProfile};
+use crate::engine::events::{EventData, EventStream};
+use crate::engine::{BinaryLocator, Engine, EngineError, NetworkProfile};
 use crate::error::{Error, Result};
 use crate::pairing::exchange::guest;
 use crate::pairing::name_tag::tagged_name;
@@ -23,6 +24,8 @@ use crate::root::{SharedFolder, SyncRoot};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_POLL: Duration = Duration::from_millis(25);
+/// How long Syncthing holds an event poll open while `join` waits for the connection.
+const CONNECT_HOLD: Duration = Duration::from_secs(1);
 /// What a joiner calls a host that told it nothing but its device ID (original and offline codes).
 const UNNAMED_HOST: &str = "botsync peer";
 
@@ -106,7 +109,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let engine = ready.engine;
     // Until the other machine has us, a failure undoes what this call created: a refused code
     // leaves no root and no process behind.
-    let events_from = event_position(&engine).await;
+    let events = connection_events(&engine).await;
     let exchanged = async {
         if let Err(error) = super::start::start_daemon(&root).await {
             return Err(abandon(route, &relay, error).await);
@@ -124,7 +127,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let my_id = engine.device_id();
     let paired_ms = started.elapsed().as_millis() as u32;
     let peer_id: DeviceId = peer.device_id.parse().map_err(|e| Error::Internal(format!("{e}")))?;
-    let connected = wait_connected(&engine, &peer_id, events_from, deadline).await;
+    let connected = wait_connected(&engine, &peer_id, events, deadline).await;
     if tagged {
         // The tag has done its job once the host accepted us; keep our plain name from now on.
         announce_name(&engine, engine.device_name()).await?;
@@ -306,21 +309,17 @@ async fn ready_to_set_up(root: &SyncRoot) -> Result<()> {
 
 /// Sets the name this device announces to peers it connects to.
 async fn announce_name(engine: &Engine, name: &str) -> Result<()> {
-    let rest = engine.rest();
-    let own = engine.device_id();
-    rest.patch_json(&format!("/rest/config/devices/{own}"), &serde_json::json!({ "name": name })).await?;
+    engine.rest().set_device_name(&engine.device_id(), name).await.map_err(EngineError::from)?;
     Ok(())
 }
 
-/// Where the engine's event stream stands, taken before any peer is added, so that no
+/// The engine's connection events from now on, taken before any peer is added, so that no
 /// connection event of the pairing is missed.
-async fn event_position(engine: &Engine) -> u64 {
-    let events: Vec<serde_json::Value> = engine
-        .rest()
-        .get_json("/rest/events", &[("since", "0"), ("limit", "1"), ("timeout", "0")])
-        .await
-        .unwrap_or_default();
-    events.last().and_then(|e| e["id"].as_u64()).unwrap_or(0)
+async fn connection_events(engine: &Engine) -> EventStream {
+    let mut stream = EventStream::new(engine.rest(), &["DeviceConnected", "DeviceDisconnected"]).with_poll_timeout(CONNECT_HOLD);
+    // Unreadable now: the stream then starts from what Syncthing still buffers, which is safe.
+    let _ = stream.skip_to_now().await;
+    stream
 }
 
 /// The connection's address once `peer` has accepted us; `None` at the deadline.
@@ -330,25 +329,17 @@ async fn event_position(engine: &Engine) -> u64 {
 /// host learns of us from that very connection) drops it a moment later as an unknown device.
 /// Syncthing tells its own name only to devices it knows, so the `DeviceConnected` event of a
 /// connection the peer accepted carries the peer's name, and one it is about to reject an empty one.
-async fn wait_connected(engine: &Engine, peer: &DeviceId, mut since: u64, deadline: Instant) -> Option<String> {
+async fn wait_connected(engine: &Engine, peer: &DeviceId, mut events: EventStream, deadline: Instant) -> Option<String> {
     let rest = engine.rest();
     let key = peer.to_string();
     let mut accepted = false;
     loop {
-        let position = since.to_string();
-        let query = [("since", position.as_str()), ("timeout", "1")];
-        match rest.get_json::<Vec<serde_json::Value>>("/rest/events", &query).await {
-            Ok(events) => {
-                for event in events {
-                    since = since.max(event["id"].as_u64().unwrap_or(since));
-                    if event["data"]["id"].as_str() != Some(key.as_str()) {
-                        continue;
-                    }
-                    match event["type"].as_str() {
-                        Some("DeviceConnected") => {
-                            accepted = event["data"]["deviceName"].as_str().is_some_and(|name| !name.is_empty());
-                        }
-                        Some("DeviceDisconnected") => accepted = false,
+        match events.next_batch().await {
+            Ok(batch) => {
+                for event in batch.events {
+                    match event.data {
+                        EventData::DeviceConnected(connected) if connected.id == key => accepted = !connected.device_name.is_empty(),
+                        EventData::DeviceDisconnected(disconnected) if disconnected.id == key => accepted = false,
                         _ => {}
                     }
                 }

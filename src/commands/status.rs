@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::{Report, RootOptions};
+use crate::daemon::notify::NotificationSummary;
 use crate::engine::{Engine, RunState};
 use crate::error::Result;
 use crate::root::SharedFolder;
@@ -94,6 +95,17 @@ pub struct NotificationStatus {
     pub dropped: u32,
 }
 
+impl From<NotificationSummary> for NotificationStatus {
+    fn from(summary: NotificationSummary) -> Self {
+        NotificationStatus {
+            enabled: summary.enabled,
+            url: summary.url,
+            queued: u32::try_from(summary.queued).unwrap_or(u32::MAX),
+            dropped: u32::try_from(summary.dropped).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 pub async fn run(options: &RootOptions) -> Result<StatusReport> {
     let root = options.locate()?;
     let root_display = root.path().display().to_string();
@@ -130,7 +142,7 @@ pub async fn run(options: &RootOptions) -> Result<StatusReport> {
         device_id: Some(engine.device_id().to_string()),
         folders: offline_folders(&engine),
         peers: offline_peers(&engine),
-        notifications: crate::daemon::notify::notification_status(&root).unwrap_or_default(),
+        notifications: crate::daemon::notify::notification_status(&root).map(NotificationStatus::from).unwrap_or_default(),
         daemon: DaemonStatus::of(&root),
     };
     if run_state == RunState::Running {

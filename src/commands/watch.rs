@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::RootOptions;
-use crate::daemon::notify::link::engine_link;
 use crate::daemon::notify::model::human_size;
-use crate::daemon::notify::{EventFeed, NotifyError};
-use crate::engine::events::SyncthingLink;
-use crate::error::Result;
+use crate::daemon::notify::EventFeed;
+use crate::device_id::DeviceId;
+use crate::engine::{Engine, RestClient};
+use crate::error::{Error, Result};
 use crate::root::SharedFolder;
 
 /// Prints every event of the root as it happens, one line each (a JSON object with `json`),
@@ -53,116 +53,59 @@ pub struct SyncReport {
     pub waited_ms: u32,
 }
 
-#[derive(Debug, Deserialize)]
-struct FolderConfig {
-    id: String,
-    #[serde(default)]
-    devices: Vec<FolderDevice>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FolderDevice {
-    #[serde(rename = "deviceID")]
-    device_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct DeviceConfig {
-    #[serde(rename = "deviceID")]
-    device_id: String,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Connections {
-    #[serde(default)]
-    connections: HashMap<String, Connection>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Connection {
-    #[serde(default)]
-    connected: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Completion {
-    #[serde(default)]
-    completion: f64,
-    #[serde(default)]
-    need_bytes: u64,
-    #[serde(default)]
-    need_items: u64,
-    #[serde(default)]
-    need_deletes: u64,
-}
-
-impl Completion {
-    fn complete(&self) -> bool {
-        self.need_bytes == 0 && self.need_items == 0 && self.need_deletes == 0 && self.completion >= 100.0
-    }
-}
-
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 const CONFIRM_AFTER: Duration = Duration::from_millis(50);
-const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Resolves once this machine has what its peers offer and every connected peer has everything
 /// in botsync's folders. Scans the folders first, so files written just before the call count.
 pub async fn wait_for_sync(options: &WaitForSyncOptions) -> Result<SyncReport> {
     let root = RootOptions { root: options.root.clone() }.locate()?;
-    let link = engine_link(&root)?;
+    let rest = Engine::load(&root)?.rest();
     let limit = options.timeout_ms.map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms.into()));
-    Ok(wait_on(&link, limit).await?)
+    wait_on(&rest, limit).await
 }
 
 /// `wait_for_sync` against any Syncthing.
-pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Result<SyncReport, NotifyError> {
+pub async fn wait_on(rest: &RestClient, limit: Duration) -> Result<SyncReport> {
     let started = Instant::now();
     let deadline = started + limit;
     let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    let me = link.system_status().await?.my_id;
-    let folders: Vec<FolderConfig> = link.get_json::<Vec<FolderConfig>>("/rest/config/folders", API_TIMEOUT).await?
+    let me = rest.system_status().await.map_err(Error::EngineUnreachable)?.my_id;
+    let folders: Vec<_> = rest
+        .folders()
+        .await
+        .map_err(Error::EngineUnreachable)?
         .into_iter()
         .filter(|f| SharedFolder::from_folder_id(&f.id).is_some())
         .collect();
     // A scan request returns when the scan is done: what was written before this call is indexed.
     for folder in &folders {
-        let scanned = link.post(&format!("/rest/db/scan?folder={}", folder.id), remaining()).await;
+        let scanned = rest.with_timeout(remaining()).scan::<&str>(&folder.id, &[]).await;
         if let Err(error) = scanned {
             if Instant::now() >= deadline {
                 return Err(timeout(started, vec![format!("scanning {} did not finish", folder.id)]));
             }
-            return Err(error.into());
+            return Err(Error::EngineUnreachable(error));
         }
     }
-    let names: HashMap<String, String> = link
-        .get_json::<Vec<DeviceConfig>>("/rest/config/devices", API_TIMEOUT)
-        .await?
-        .into_iter()
-        .map(|d| (d.device_id, d.name))
-        .collect();
-    let label = |id: &str| {
-        let short = id.get(..7).unwrap_or(id);
-        match names.get(id).filter(|n| !n.is_empty()) {
-            Some(name) => format!("{name} ({short})"),
-            None => short.to_string(),
-        }
+    let names: HashMap<DeviceId, String> =
+        rest.devices().await.map_err(Error::EngineUnreachable)?.into_iter().map(|d| (d.device_id, d.name)).collect();
+    let label = |id: &DeviceId| match names.get(id).filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name} ({})", id.short()),
+        None => id.short().to_string(),
     };
     let mut confirmed = false;
     loop {
-        let connections: Connections = link.get_json("/rest/system/connections", API_TIMEOUT).await?;
-        let connected = |id: &str| connections.connections.get(id).is_some_and(|c| c.connected);
+        let connections = rest.connections().await.map_err(Error::EngineUnreachable)?;
+        let connected = |id: &DeviceId| connections.connections.get(&id.to_string()).is_some_and(|c| c.connected);
         let mut incomplete = Vec::new();
         let mut peers_in_sync = Vec::new();
         let mut any_peer = false;
         let mut any_connected = false;
         for folder in &folders {
-            let local: Completion = link.get_json(&format!("/rest/db/completion?folder={}", folder.id), API_TIMEOUT).await?;
-            if !local.complete() {
+            let local = rest.db_completion(&folder.id, None).await.map_err(Error::EngineUnreachable)?;
+            if !local.is_complete() {
                 incomplete.push(format!(
                     "this machine still needs {} {} ({}) of {}",
                     local.need_items,
@@ -177,11 +120,10 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
                     continue;
                 }
                 any_connected = true;
-                let path = format!("/rest/db/completion?folder={}&device={}", folder.id, device.device_id);
-                let remote: Completion = link.get_json(&path, API_TIMEOUT).await?;
-                if remote.complete() {
+                let remote = rest.db_completion(&folder.id, Some(&device.device_id)).await.map_err(Error::EngineUnreachable)?;
+                if remote.is_complete() {
                     if !peers_in_sync.contains(&device.device_id) {
-                        peers_in_sync.push(device.device_id.clone());
+                        peers_in_sync.push(device.device_id);
                     }
                 } else {
                     incomplete.push(format!(
@@ -211,7 +153,7 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
         if incomplete.is_empty() {
             // A peer counted in one folder but behind in another is in `incomplete`, so all are in sync here.
             return Ok(SyncReport {
-                peers: peers_in_sync.iter().map(|id| label(id)).collect(),
+                peers: peers_in_sync.iter().map(label).collect(),
                 folders: folders.iter().map(|f| f.id.clone()).collect(),
                 waited_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
             });
@@ -224,6 +166,6 @@ pub async fn wait_on(link: &SyncthingLink, limit: Duration) -> std::result::Resu
     }
 }
 
-fn timeout(started: Instant, incomplete: Vec<String>) -> NotifyError {
-    NotifyError::SyncTimeout { waited_ms: started.elapsed().as_millis() as u64, incomplete }
+fn timeout(started: Instant, incomplete: Vec<String>) -> Error {
+    Error::SyncTimeout { waited_ms: started.elapsed().as_millis() as u64, incomplete }
 }

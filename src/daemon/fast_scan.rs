@@ -9,7 +9,8 @@ use tokio::sync::watch;
 
 use super::scanner::RestScanner;
 use super::watcher::{run_watcher, FolderWatch, SuppressionHandle, WatcherConfig};
-use crate::engine::events::{EventData, EventStream, SyncthingLink};
+use crate::engine::events::{EventData, EventStream};
+use crate::engine::RestClient;
 use crate::engine::Engine;
 use crate::root::SharedFolder;
 
@@ -17,27 +18,25 @@ const RETRY: Duration = Duration::from_millis(250);
 
 pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
     let rest = engine.rest();
-    let key = engine.state().api_key.clone();
     let marks = SuppressionHandle::new();
     let folders = SharedFolder::ALL
         .into_iter()
         .map(|folder| FolderWatch::new(folder.folder_id(), engine.root().folder_dir(folder)))
         .collect();
-    let scanner = Arc::new(RestScanner::new(rest.base_url(), key.expose()));
-    let link = SyncthingLink::new(rest.base_url(), key);
+    let scanner = Arc::new(RestScanner::new(&rest));
     tokio::join!(
         async {
             if let Err(e) = run_watcher(folders, scanner, marks.clone(), WatcherConfig::default(), super::changed(shutdown.clone())).await {
                 eprintln!("fast scans are off ({e}); Syncthing's own watcher still syncs changes");
             }
         },
-        mark_pulled_items(link, marks.clone(), shutdown.clone()),
+        mark_pulled_items(rest, marks.clone(), shutdown.clone()),
     );
 }
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
-async fn mark_pulled_items(link: SyncthingLink, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
-    let mut stream = EventStream::new(link, &["ItemStarted", "ItemFinished"]);
+async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]);
     loop {
         let batch = tokio::select! {
             batch = stream.next_batch() => batch,

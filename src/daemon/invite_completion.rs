@@ -172,7 +172,7 @@ async fn finish(
             InviteStatus::Paired { device_id: device_id.to_string(), name, at_ms }
         }
         Err(error) => {
-            let code = crate::Error::from(error.clone()).code().as_str().to_string();
+            let code = error.code().as_str().to_string();
             eprintln!("invite {} ended: {error}", record.id);
             InviteStatus::Failed { code, error: error.to_string() }
         }

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::engine::{RestClient, RestError};
+
 /// Something that can rescan parts of a Syncthing folder.
 ///
 /// `subs` are folder-relative paths with `/` separators; an empty slice means "the whole
@@ -17,13 +19,8 @@ pub trait Scanner: Send + Sync + 'static {
     fn scan(&self, folder_id: &str, subs: &[String]) -> impl Future<Output = Result<(), ScanError>> + Send;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("cannot reach Syncthing's REST API: {0}")]
-    Unreachable(#[source] reqwest::Error),
-    #[error("Syncthing refused to scan folder {folder}: HTTP {status}: {body}")]
-    Refused { folder: String, status: u16, body: String },
-}
+/// A scan that failed: Syncthing's REST error, the one error of every REST call.
+pub type ScanError = RestError;
 
 /// Above this many paths in one request, [`RestScanner`] scans common parent directories instead:
 /// a URL with thousands of `sub=` parameters is slow to build and parse, and Syncthing walks each
@@ -104,33 +101,21 @@ fn drop_covered(set: BTreeSet<String>) -> BTreeSet<String> {
     kept
 }
 
-/// Scans through Syncthing's REST API: `POST /rest/db/scan?folder=F&sub=a&sub=b`. Syncthing 1.19
-/// reads every repeated `sub` (`qs["sub"]`), and unifies them itself (walking up to the nearest
-/// parent it already knows).
+/// A scan of a large directory legitimately takes minutes; past this, something is stuck and the
+/// folder's next batch must not wait forever behind it.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Scans through the engine's REST client (`RestClient::scan`), at most `max_subs` paths a
+/// request (see [`plan_scan`]).
 #[derive(Clone)]
 pub struct RestScanner {
-    client: reqwest::Client,
-    base_url: String,
-    api_key: String,
+    rest: RestClient,
     max_subs: usize,
 }
 
 impl RestScanner {
-    /// `base_url` like `http://127.0.0.1:8384` (no trailing path).
-    pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // A scan of a large directory legitimately takes minutes; past this, something is
-            // stuck and the folder's next batch must not wait forever behind it.
-            .timeout(Duration::from_secs(600))
-            .build()
-            .expect("a reqwest client with only timeouts set always builds");
-        RestScanner {
-            client,
-            base_url: base_url.into().trim_end_matches('/').to_string(),
-            api_key: api_key.into(),
-            max_subs: DEFAULT_MAX_SUBS,
-        }
+    pub fn new(rest: &RestClient) -> Self {
+        RestScanner { rest: rest.with_timeout(SCAN_TIMEOUT), max_subs: DEFAULT_MAX_SUBS }
     }
 
     pub fn with_max_subs(mut self, max_subs: usize) -> Self {
@@ -141,25 +126,10 @@ impl RestScanner {
 
 impl Scanner for RestScanner {
     async fn scan(&self, folder_id: &str, subs: &[String]) -> Result<(), ScanError> {
-        let mut query: Vec<(&str, &str)> = vec![("folder", folder_id)];
-        let scope = plan_scan(subs, self.max_subs);
-        if let ScanScope::Subs(paths) = &scope {
-            query.extend(paths.iter().map(|p| ("sub", p.as_str())));
+        match plan_scan(subs, self.max_subs) {
+            ScanScope::Whole => self.rest.scan::<&str>(folder_id, &[]).await,
+            ScanScope::Subs(paths) => self.rest.scan(folder_id, &paths).await,
         }
-        let response = self
-            .client
-            .post(format!("{}/rest/db/scan", self.base_url))
-            .header("X-API-Key", &self.api_key)
-            .query(&query)
-            .send()
-            .await
-            .map_err(ScanError::Unreachable)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        Err(ScanError::Refused { folder: folder_id.to_string(), status: status.as_u16(), body: body.trim().to_string() })
     }
 }
 

@@ -5,12 +5,15 @@
 //! `since` would silently skip the new process's first events (or wait for ever). The stream
 //! therefore pins each batch to one Syncthing process: it reads `startTime` from
 //! `/rest/system/status` after every poll and, when it changed, throws the batch away and starts
-//! again from 0 on the new process.
+//! again from 0 on the new process. The HTTP side is `RestClient::events`; this module adds the
+//! position keeping and the typed event data.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::rest::{RestClient, RestError, SystemStatus};
 
 /// The event types botsync asks for. `RemoteChangeDetected` and `LocalChangeDetected` are not in
 /// Syncthing's default mask: they only arrive when named explicitly.
@@ -26,113 +29,6 @@ pub const BOTSYNC_EVENT_TYPES: &[&str] = &[
     "LocalChangeDetected",
     "PendingDevicesChanged",
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum EventsError {
-    #[error("Syncthing does not answer at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("Syncthing answered {status} to {path}")]
-    Status { path: String, status: u16 },
-    #[error("Syncthing sent an unreadable answer to {path}: {reason}")]
-    Decode { path: String, reason: String },
-}
-
-pub use super::api_key::ApiKey;
-
-/// Where a Syncthing REST API lives and how to authenticate to it; just enough of a client for
-/// the event stream and sync-completion checks.
-#[derive(Debug, Clone)]
-pub struct SyncthingLink {
-    base_url: String,
-    api_key: ApiKey,
-    http: reqwest::Client,
-}
-
-impl SyncthingLink {
-    /// `base_url` such as `http://127.0.0.1:8384` (a trailing slash is fine).
-    pub fn new(base_url: impl Into<String>, api_key: ApiKey) -> Self {
-        let base_url = base_url.into().trim_end_matches('/').to_string();
-        // No proxy: the engine is always on loopback, and a user's HTTP(S)_PROXY must not see the key.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("a plain HTTP client always builds");
-        SyncthingLink { base_url, api_key, http }
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// `GET path` (with its query) and decode JSON; `timeout` bounds the whole exchange.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<T, EventsError> {
-        self.call(reqwest::Method::GET, path, timeout).await?.json().await.map_err(|e| EventsError::Decode {
-            path: strip_query(path),
-            reason: e.to_string(),
-        })
-    }
-
-    /// `POST path` and ignore the body (Syncthing answers these with nothing useful).
-    pub async fn post(&self, path: &str, timeout: Duration) -> Result<(), EventsError> {
-        self.call(reqwest::Method::POST, path, timeout).await.map(drop)
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, timeout: Duration) -> Result<reqwest::Response, EventsError> {
-        let url = format!("{}{}", self.base_url, path);
-        let response = self
-            .http
-            .request(method, &url)
-            .header("X-API-Key", self.api_key.expose())
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| EventsError::Unreachable { url: self.base_url.clone(), reason: short_reason(&e) })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(EventsError::Status { path: strip_query(path), status: status.as_u16() });
-        }
-        Ok(response)
-    }
-
-    /// `/rest/system/status`: who this engine is and when it started.
-    pub async fn system_status(&self) -> Result<SystemStatus, EventsError> {
-        self.get_json("/rest/system/status", Duration::from_secs(10)).await
-    }
-}
-
-fn strip_query(path: &str) -> String {
-    path.split('?').next().unwrap_or(path).to_string()
-}
-
-/// reqwest's Display includes the URL chain; the base URL is already in our message.
-fn short_reason(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection refused or unreachable".into()
-    } else {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(inner) = source {
-            reason = inner.to_string();
-            source = inner.source();
-        }
-        reason
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SystemStatus {
-    #[serde(rename = "myID")]
-    pub my_id: String,
-    /// Changes when the Syncthing process changes (whole seconds on 1.19).
-    pub start_time: String,
-    /// Seconds since start; going backwards also means a new process.
-    #[serde(default)]
-    pub uptime: u64,
-}
 
 /// Which Syncthing process a position belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,12 +235,12 @@ impl From<RawEvent> for SyncthingEvent {
 
 /// Parses a `/rest/events` answer (a JSON array). Malformed entries are skipped, never fatal.
 pub fn parse_events(body: &[u8]) -> Result<Vec<SyncthingEvent>, serde_json::Error> {
-    let values: Vec<Value> = serde_json::from_slice(body)?;
-    Ok(values
-        .into_iter()
-        .filter_map(|v| serde_json::from_value::<RawEvent>(v).ok())
-        .map(SyncthingEvent::from)
-        .collect())
+    Ok(from_values(serde_json::from_slice(body)?))
+}
+
+/// The events among `values`, typed; entries that are not events are skipped.
+pub fn from_values(values: Vec<Value>) -> Vec<SyncthingEvent> {
+    values.into_iter().filter_map(|v| serde_json::from_value::<RawEvent>(v).ok()).map(SyncthingEvent::from).collect()
 }
 
 /// What one poll produced.
@@ -360,7 +256,7 @@ pub struct EventBatch {
 /// so calling again resumes exactly where it stood.
 #[derive(Debug)]
 pub struct EventStream {
-    link: SyncthingLink,
+    rest: RestClient,
     types: String,
     since: u64,
     poll_timeout: Duration,
@@ -372,9 +268,9 @@ pub struct EventStream {
 
 impl EventStream {
     /// A stream of `types` (Syncthing event type names), from the oldest event Syncthing still buffers.
-    pub fn new(link: SyncthingLink, types: &[&str]) -> Self {
+    pub fn new(rest: RestClient, types: &[&str]) -> Self {
         EventStream {
-            link,
+            rest,
             types: types.join(","),
             since: 0,
             poll_timeout: Duration::from_secs(60),
@@ -385,8 +281,8 @@ impl EventStream {
     }
 
     /// The stream botsync uses: `BOTSYNC_EVENT_TYPES`.
-    pub fn botsync(link: SyncthingLink) -> Self {
-        Self::new(link, BOTSYNC_EVENT_TYPES)
+    pub fn botsync(rest: RestClient) -> Self {
+        Self::new(rest, BOTSYNC_EVENT_TYPES)
     }
 
     /// Seconds Syncthing holds a poll open when nothing happens (Syncthing's `timeout`).
@@ -404,14 +300,12 @@ impl EventStream {
     }
 
     /// Skips what Syncthing has buffered: the stream will yield only events from now on.
-    pub async fn skip_to_now(&mut self) -> Result<(), EventsError> {
-        let status = self.link.system_status().await?;
+    pub async fn skip_to_now(&mut self) -> Result<(), RestError> {
+        let status = self.rest.system_status().await?;
         // timeout=0 answers at once (measured on 1.19), even when nothing is buffered.
-        let path = format!("/rest/events?since=0&limit=1&timeout=0&events={}", self.types);
-        let latest: Vec<RawEvent> = self.link.get_json(&path, Duration::from_secs(15)).await?;
+        let latest = self.rest.events(0, &self.types, Duration::ZERO, Some(1)).await?;
         self.since = latest.last().map_or(0, |e| e.id);
-        self.instance = Some(Instance::of(&status));
-        self.local_device = Some(status.my_id);
+        self.pin(&status);
         Ok(())
     }
 
@@ -430,42 +324,34 @@ impl EventStream {
         self.restarts
     }
 
-    pub fn link(&self) -> &SyncthingLink {
-        &self.link
+    pub fn rest(&self) -> &RestClient {
+        &self.rest
+    }
+
+    fn pin(&mut self, status: &SystemStatus) {
+        self.instance = Some(Instance::of(status));
+        self.local_device = Some(status.my_id.to_string());
     }
 
     /// One long poll. Returns an empty batch when Syncthing had nothing to say within the poll
     /// timeout, and an empty batch with `restarted` when the engine turned out to be a new process.
-    pub async fn next_batch(&mut self) -> Result<EventBatch, EventsError> {
+    pub async fn next_batch(&mut self) -> Result<EventBatch, RestError> {
         if self.instance.is_none() {
-            let status = self.link.system_status().await?;
-            self.instance = Some(Instance::of(&status));
-            self.local_device = Some(status.my_id);
+            let status = self.rest.system_status().await?;
+            self.pin(&status);
         }
-        let path = format!(
-            "/rest/events?since={}&timeout={}&events={}",
-            self.since,
-            self.poll_timeout.as_secs(),
-            self.types
-        );
-        let raw: Vec<Value> = self.link.get_json(&path, self.poll_timeout + Duration::from_secs(15)).await?;
+        let polled = self.rest.events(self.since, &self.types, self.poll_timeout, None).await?;
         // Only a batch bracketed by the same process on both sides is trusted; see the module docs.
-        let status = self.link.system_status().await?;
+        let status = self.rest.system_status().await?;
         if !self.instance.as_ref().is_some_and(|i| i.same_process(&status)) {
-            self.instance = Some(Instance::of(&status));
-            self.local_device = Some(status.my_id);
+            self.pin(&status);
             self.since = 0;
             self.restarts += 1;
             return Ok(EventBatch { events: Vec::new(), restarted: true });
         }
         self.instance = Some(Instance::of(&status));
         let since = self.since;
-        let events: Vec<SyncthingEvent> = raw
-            .into_iter()
-            .filter_map(|v| serde_json::from_value::<RawEvent>(v).ok())
-            .filter(|e| e.id > since)
-            .map(SyncthingEvent::from)
-            .collect();
+        let events: Vec<SyncthingEvent> = polled.into_iter().filter(|e| e.id > since).collect();
         if let Some(last) = events.last() {
             self.since = last.id;
         }
@@ -504,8 +390,8 @@ mod tests {
 
     #[test]
     fn api_key_is_hidden_from_debug() {
-        let link = SyncthingLink::new("http://127.0.0.1:1/", ApiKey::from_string("sekrit-key".into()));
-        assert!(!format!("{link:?}").contains("sekrit-key"));
-        assert_eq!(link.base_url(), "http://127.0.0.1:1");
+        let stream = EventStream::botsync(RestClient::new(1, super::super::ApiKey::from_string("sekrit-key".into())));
+        assert!(!format!("{stream:?}").contains("sekrit-key"));
+        assert_eq!(stream.rest().base_url(), "http://127.0.0.1:1");
     }
 }

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 pub use api_key::ApiKey;
 pub use binary::{BinaryLocator, SyncthingBinary, SyncthingVersion};
 pub use profile::{NetworkProfile, UnknownProfile};
-pub use rest::RestClient;
+pub use rest::{RestClient, RestError};
 pub use state::EngineState;
 
 use crate::device_id::DeviceId;
@@ -91,20 +91,14 @@ pub enum EngineError {
     Spawn { binary: PathBuf, source: io::Error },
     #[error("Syncthing exited during startup; its log says: {log_tail}")]
     ExitedDuringStart { log_tail: String },
-    #[error("Syncthing is migrating its database to the 2.x format; wait for it (`botsync status` shows `restarting` until it is done), and do not stop it")]
-    Migrating,
     #[error("this root's Syncthing database was last used by Syncthing {used}, and {found} at {} cannot read it; set BOTSYNC_SYNCTHING to a Syncthing 2.x (or remove the older one from PATH)", .path.display())]
     SyncthingDowngrade { used: SyncthingVersion, found: SyncthingVersion, path: PathBuf },
     #[error("Syncthing did not answer within {waited_s} s; its log says: {log_tail}")]
     NotReady { waited_s: u64, log_tail: String },
     #[error("could not stop Syncthing processes {pids:?}")]
     StopFailed { pids: Vec<u32> },
-    #[error("Syncthing's API did not answer {method} {path}: {reason}")]
-    RestUnreachable { method: String, path: String, reason: String },
-    #[error("Syncthing's API refused {method} {path} (HTTP {status}): {body}")]
-    RestStatus { method: String, path: String, status: u16, body: String },
-    #[error("unexpected answer from Syncthing's API at {path}: {reason}")]
-    RestDecode { path: String, reason: String },
+    #[error(transparent)]
+    Rest(#[from] RestError),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }
@@ -362,19 +356,19 @@ impl Engine {
     /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor
     /// exits.
     async fn wait_ready(&self, monitor: u32) -> Result<(), EngineError> {
-        let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
+        let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         let home = self.home();
         let mut started = Instant::now();
         let mut told = false;
         loop {
             match rest.ping().await {
                 Ok(()) => return Ok(()),
-                Err(e) if rest::is_forbidden(&e) => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
+                Err(e) if e.is_forbidden() => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
                 // 2.x's first start after 1.x migrates the database, for as long as it takes:
                 // killing it then only makes the next start begin again.
-                Err(EngineError::Migrating) => {
+                Err(RestError::Migrating) => {
                     if !told {
-                        binary::notice(&EngineError::Migrating.to_string());
+                        binary::notice(&RestError::Migrating.to_string());
                         told = true;
                     }
                     started = Instant::now();
@@ -410,7 +404,7 @@ impl Engine {
 
     /// The truth about the engine right now (see `RunState`).
     pub async fn probe(&self) -> RunState {
-        let rest = RestClient::with_timeout(self.state.gui_port, self.state.api_key.clone(), PROBE_TIMEOUT);
+        let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         if rest.ping().await.is_ok() {
             return RunState::Running;
         }
@@ -512,13 +506,13 @@ impl Engine {
         for folder in SharedFolder::ALL {
             rest.share_folder(folder.folder_id(), id).await?;
         }
-        rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await
+        Ok(rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await?)
     }
 
     /// Records where a peer can be dialled (for example once it has connected to us).
     pub async fn set_peer_addresses(&self, id: &DeviceId, addresses: &[String]) -> Result<(), EngineError> {
         let addresses = self.peer_addresses(addresses);
-        self.rest().patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "addresses": addresses })).await
+        Ok(self.rest().patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "addresses": addresses })).await?)
     }
 
     /// `addresses`, plus `dynamic` (discovery) where the profile has discovery or nothing else

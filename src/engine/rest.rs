@@ -1,6 +1,9 @@
-//! A typed client for Syncthing's REST API on loopback. Other layers (pairing, the daemon) use it
-//! for everything after the first start: devices, folders, scans, pending devices.
+//! The one client for Syncthing's REST API on loopback: every layer that talks to Syncthing
+//! (the engine, the daemon's scans and event feeds, `join`, `status`, `waitForSync`) goes through
+//! it, so the security invariants live in one place: the API key is sent only to 127.0.0.1, never
+//! through a proxy from the environment, and never printed (`ApiKey` hides it from `Debug`).
 //!
+//! Endpoints are typed methods; the response structs below are the only copies in the tree.
 //! Order matters when pairing: add a device before sharing a folder with it, because a folder
 //! PUT naming an unknown device silently drops that device.
 
@@ -13,16 +16,55 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::api_key::ApiKey;
-use super::EngineError;
+use super::events::SyncthingEvent;
 use crate::device_id::DeviceId;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra time a long poll gets beyond the `timeout` Syncthing was asked to hold it open.
+const LONG_POLL_GRACE: Duration = Duration::from_secs(15);
+
+/// Why a REST call failed: nobody answered, Syncthing refused, or the answer was not what the
+/// endpoint returns.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    #[error("Syncthing's API did not answer {method} {path}: {reason}")]
+    Unreachable { method: String, path: String, reason: String },
+    #[error("Syncthing's API refused {method} {path} (HTTP {status}): {body}")]
+    Status { method: String, path: String, status: u16, body: String },
+    #[error("unexpected answer from Syncthing's API at {path}: {reason}")]
+    Decode { path: String, reason: String },
+    /// 2.x's temporary page while it migrates a 1.x database (see `conformance`).
+    #[error("Syncthing is migrating its database to the 2.x format; wait for it (`botsync status` shows `restarting` until it is done), and do not stop it")]
+    Migrating,
+}
+
+impl RestError {
+    /// Whether nobody answered, rather than Syncthing answering with an error.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, RestError::Unreachable { .. })
+    }
+
+    /// Whether Syncthing refused our key (or something else holds the port).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self.status(), Some(s) if s == StatusCode::FORBIDDEN.as_u16() || s == StatusCode::UNAUTHORIZED.as_u16())
+    }
+
+    /// The HTTP status Syncthing answered with, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RestError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct RestClient {
     base: String,
     api_key: ApiKey,
     http: reqwest::Client,
+    /// Per request; long polls add their own hold time to it.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -32,39 +74,39 @@ impl std::fmt::Debug for RestClient {
 }
 
 impl RestClient {
-    /// A client for the Syncthing whose GUI listens on `127.0.0.1:gui_port`.
+    /// The client for the Syncthing whose GUI listens on `127.0.0.1:gui_port`; the only way to
+    /// build one.
     pub fn new(gui_port: u16, api_key: ApiKey) -> RestClient {
-        Self::with_timeout(gui_port, api_key, DEFAULT_TIMEOUT)
-    }
-
-    /// As `new`, with another per-request timeout (long polls need more than the default 10 s).
-    pub fn with_timeout(gui_port: u16, api_key: ApiKey, timeout: Duration) -> RestClient {
         let http = reqwest::Client::builder()
             .no_proxy() // loopback only; a proxy from the environment must never see the key
-            .timeout(timeout)
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("a plain HTTP client always builds");
-        RestClient { base: format!("http://127.0.0.1:{gui_port}"), api_key, http }
+        RestClient { base: format!("http://127.0.0.1:{gui_port}"), api_key, http, timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// The same client (same connection pool) with another per-request timeout: shorter for
+    /// probes, longer for scans of big folders.
+    pub fn with_timeout(&self, timeout: Duration) -> RestClient {
+        RestClient { timeout, ..self.clone() }
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    /// A request to `path` (such as `/rest/events`) with the API key set, for endpoints this
-    /// client has no typed method for.
-    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).header("X-API-Key", self.api_key.expose())
-    }
-
-    async fn send(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<reqwest::Response, EngineError> {
-        let mut request = self.request(method.clone(), path).query(query);
+    async fn send(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>, timeout: Duration) -> Result<reqwest::Response, RestError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("X-API-Key", self.api_key.expose())
+            .query(query)
+            .timeout(timeout);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| EngineError::RestUnreachable {
+        let response = request.send().await.map_err(|e| RestError::Unreachable {
             method: method.to_string(),
             path: path.to_string(),
             reason: super::error_chain(&e),
@@ -74,110 +116,132 @@ impl RestClient {
             return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
-        Err(EngineError::RestStatus { method: method.to_string(), path: path.to_string(), status: status.as_u16(), body: body.trim().chars().take(300).collect() })
+        Err(RestError::Status { method: method.to_string(), path: path.to_string(), status: status.as_u16(), body: body.trim().chars().take(300).collect() })
     }
 
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, EngineError> {
-        let response = self.send(Method::GET, path, query, None).await?;
-        response.json().await.map_err(|e| EngineError::RestDecode { path: path.to_string(), reason: super::error_chain(&e) })
+    async fn decode<T: DeserializeOwned>(path: &str, response: reqwest::Response) -> Result<T, RestError> {
+        response.json().await.map_err(|e| RestError::Decode { path: path.to_string(), reason: super::error_chain(&e) })
     }
 
-    pub async fn post(&self, path: &str, query: &[(&str, &str)]) -> Result<(), EngineError> {
-        self.send(Method::POST, path, query, None).await.map(drop)
+    /// `GET path` decoded as `T`. For endpoints without a typed method yet, inside the crate only:
+    /// add a typed method here rather than calling this from another layer.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, RestError> {
+        let response = self.send(Method::GET, path, query, None, self.timeout).await?;
+        Self::decode(path, response).await
     }
 
-    pub async fn put_json(&self, path: &str, body: &Value) -> Result<(), EngineError> {
-        self.send(Method::PUT, path, &[], Some(body)).await.map(drop)
+    pub(crate) async fn post(&self, path: &str, query: &[(&str, &str)]) -> Result<(), RestError> {
+        self.send(Method::POST, path, query, None, self.timeout).await.map(drop)
     }
 
-    pub async fn patch_json(&self, path: &str, body: &Value) -> Result<(), EngineError> {
-        self.send(Method::PATCH, path, &[], Some(body)).await.map(drop)
+    pub(crate) async fn put_json(&self, path: &str, body: &Value) -> Result<(), RestError> {
+        self.send(Method::PUT, path, &[], Some(body), self.timeout).await.map(drop)
     }
 
-    pub async fn delete(&self, path: &str) -> Result<(), EngineError> {
-        self.send(Method::DELETE, path, &[], None).await.map(drop)
+    pub(crate) async fn patch_json(&self, path: &str, body: &Value) -> Result<(), RestError> {
+        self.send(Method::PATCH, path, &[], Some(body), self.timeout).await.map(drop)
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Result<(), RestError> {
+        self.send(Method::DELETE, path, &[], None, self.timeout).await.map(drop)
     }
 
     /// Succeeds when Syncthing answers and accepts our key.
     /// Answers only when Syncthing's own API does: 2.x serves a plain-text page on the same
     /// address, to any request and without checking the key, while it migrates its database
     /// (see `conformance`), so a 200 alone proves nothing.
-    pub async fn ping(&self) -> Result<(), EngineError> {
+    pub async fn ping(&self) -> Result<(), RestError> {
         const PATH: &str = "/rest/system/ping";
-        let body = self.send(Method::GET, PATH, &[], None).await?.text().await.unwrap_or_default();
+        let body = self.send(Method::GET, PATH, &[], None, self.timeout).await?.text().await.unwrap_or_default();
         if body.starts_with(super::conformance::MIGRATION_BANNER) {
-            return Err(EngineError::Migrating);
+            return Err(RestError::Migrating);
         }
         match serde_json::from_str::<Value>(&body) {
             Ok(answer) if answer["ping"] == "pong" => Ok(()),
-            _ => Err(EngineError::RestDecode { path: PATH.into(), reason: format!("not Syncthing's answer: {}", body.chars().take(80).collect::<String>()) }),
+            _ => Err(RestError::Decode { path: PATH.into(), reason: format!("not Syncthing's answer: {}", body.chars().take(80).collect::<String>()) }),
         }
     }
 
-    pub async fn system_status(&self) -> Result<SystemStatus, EngineError> {
+    /// `GET /rest/events`: the events after `since` of the given types (comma-separated Syncthing
+    /// names), held open up to `hold` when there are none (`hold` zero answers at once); only the
+    /// newest `limit` when given. Entries that are not events are skipped, never fatal. Use
+    /// `EventStream` to follow events across Syncthing restarts.
+    pub async fn events(&self, since: u64, types: &str, hold: Duration, limit: Option<u32>) -> Result<Vec<SyncthingEvent>, RestError> {
+        let (since, hold_s, limit) = (since.to_string(), hold.as_secs().to_string(), limit.map(|l| l.to_string()));
+        let mut query = vec![("since", since.as_str()), ("timeout", hold_s.as_str()), ("events", types)];
+        if let Some(limit) = limit.as_deref() {
+            query.push(("limit", limit));
+        }
+        let path = "/rest/events";
+        let response = self.send(Method::GET, path, &query, None, self.timeout + hold + LONG_POLL_GRACE).await?;
+        let values: Vec<Value> = Self::decode(path, response).await?;
+        Ok(super::events::from_values(values))
+    }
+
+    pub async fn system_status(&self) -> Result<SystemStatus, RestError> {
         self.get_json("/rest/system/status", &[]).await
     }
 
-    pub async fn system_version(&self) -> Result<SystemVersion, EngineError> {
+    pub async fn system_version(&self) -> Result<SystemVersion, RestError> {
         self.get_json("/rest/system/version", &[]).await
     }
 
     /// Live connections by device ID (the map also lists ourselves, never connected).
-    pub async fn connections(&self) -> Result<Connections, EngineError> {
+    pub async fn connections(&self) -> Result<Connections, RestError> {
         self.get_json("/rest/system/connections", &[]).await
     }
 
     /// Per-device statistics (`lastSeen`), by device ID.
-    pub async fn device_stats(&self) -> Result<HashMap<String, DeviceStats>, EngineError> {
+    pub async fn device_stats(&self) -> Result<HashMap<String, DeviceStats>, RestError> {
         self.get_json("/rest/stats/device", &[]).await
     }
 
-    pub async fn devices(&self) -> Result<Vec<DeviceConfig>, EngineError> {
+    pub async fn devices(&self) -> Result<Vec<DeviceConfig>, RestError> {
         self.get_json("/rest/config/devices", &[]).await
     }
 
-    pub async fn device(&self, id: &DeviceId) -> Result<Option<DeviceConfig>, EngineError> {
+    pub async fn device(&self, id: &DeviceId) -> Result<Option<DeviceConfig>, RestError> {
         match self.get_json(&format!("/rest/config/devices/{id}"), &[]).await {
             Ok(device) => Ok(Some(device)),
-            Err(EngineError::RestStatus { status: 404, .. }) => Ok(None),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Creates or replaces a device; fields not set in `device.other` take Syncthing's defaults.
-    pub async fn put_device(&self, device: &DeviceConfig) -> Result<(), EngineError> {
+    pub async fn put_device(&self, device: &DeviceConfig) -> Result<(), RestError> {
         let body = serde_json::to_value(device).expect("device config serializes");
         self.put_json(&format!("/rest/config/devices/{}", device.device_id), &body).await
     }
 
     /// Adds (or updates) a peer with the addresses it is reachable at (`dynamic` uses discovery).
-    pub async fn add_device(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
+    pub async fn add_device(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), RestError> {
         let mut device = self.device(id).await?.unwrap_or_else(|| DeviceConfig::new(*id));
         device.name = name.to_string();
         device.addresses = if addresses.is_empty() { vec!["dynamic".into()] } else { addresses.to_vec() };
         self.put_device(&device).await
     }
 
-    pub async fn remove_device(&self, id: &DeviceId) -> Result<(), EngineError> {
+    pub async fn remove_device(&self, id: &DeviceId) -> Result<(), RestError> {
         self.delete(&format!("/rest/config/devices/{id}")).await
     }
 
-    pub async fn folders(&self) -> Result<Vec<FolderConfig>, EngineError> {
+    pub async fn folders(&self) -> Result<Vec<FolderConfig>, RestError> {
         self.get_json("/rest/config/folders", &[]).await
     }
 
-    pub async fn folder(&self, folder_id: &str) -> Result<Option<FolderConfig>, EngineError> {
+    pub async fn folder(&self, folder_id: &str) -> Result<Option<FolderConfig>, RestError> {
         match self.get_json(&format!("/rest/config/folders/{folder_id}"), &[]).await {
             Ok(folder) => Ok(Some(folder)),
-            Err(EngineError::RestStatus { status: 404, .. }) => Ok(None),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Shares `folder_id` with `device`, which must already be a configured device (see the module
     /// docs). Returns false if it was shared already.
-    pub async fn share_folder(&self, folder_id: &str, device: &DeviceId) -> Result<bool, EngineError> {
-        let folder = self.folder(folder_id).await?.ok_or_else(|| EngineError::RestStatus {
+    pub async fn share_folder(&self, folder_id: &str, device: &DeviceId) -> Result<bool, RestError> {
+        let folder = self.folder(folder_id).await?.ok_or_else(|| RestError::Status {
             method: "GET".into(),
             path: format!("/rest/config/folders/{folder_id}"),
             status: 404,
@@ -192,20 +256,20 @@ impl RestClient {
         Ok(true)
     }
 
-    pub async fn options(&self) -> Result<Value, EngineError> {
+    pub async fn options(&self) -> Result<Value, RestError> {
         self.get_json("/rest/config/options", &[]).await
     }
 
-    pub async fn patch_options(&self, patch: &Value) -> Result<(), EngineError> {
+    pub async fn patch_options(&self, patch: &Value) -> Result<(), RestError> {
         self.patch_json("/rest/config/options", patch).await
     }
 
-    pub async fn db_status(&self, folder_id: &str) -> Result<DbStatus, EngineError> {
+    pub async fn db_status(&self, folder_id: &str) -> Result<DbStatus, RestError> {
         self.get_json("/rest/db/status", &[("folder", folder_id)]).await
     }
 
     /// How complete `folder_id` is on `device`, or aggregated over all remote devices when `None`.
-    pub async fn db_completion(&self, folder_id: &str, device: Option<&DeviceId>) -> Result<Completion, EngineError> {
+    pub async fn db_completion(&self, folder_id: &str, device: Option<&DeviceId>) -> Result<Completion, RestError> {
         let device = device.map(|d| d.to_string());
         let mut query = vec![("folder", folder_id)];
         if let Some(device) = device.as_deref() {
@@ -214,30 +278,36 @@ impl RestClient {
         self.get_json("/rest/db/completion", &query).await
     }
 
-    /// Asks Syncthing to rescan `folder_id` now, only `sub` (a path inside the folder) when given.
-    pub async fn scan(&self, folder_id: &str, sub: Option<&str>) -> Result<(), EngineError> {
+    /// Asks Syncthing to rescan `subs` of `folder_id` now (folder-relative paths, `/`-separated:
+    /// `POST /rest/db/scan?folder=F&sub=a&sub=b`), the whole folder when `subs` is empty. Returns
+    /// when the scan is done: Syncthing's scan endpoint is synchronous. Syncthing reads every
+    /// repeated `sub` and walks up to the nearest parent it already knows.
+    pub async fn scan<S: AsRef<str>>(&self, folder_id: &str, subs: &[S]) -> Result<(), RestError> {
         let mut query = vec![("folder", folder_id)];
-        if let Some(sub) = sub {
-            query.push(("sub", sub));
-        }
+        query.extend(subs.iter().map(|sub| ("sub", sub.as_ref())));
         self.post("/rest/db/scan", &query).await
     }
 
+    /// Sets the name this Syncthing announces for device `id` (its own name when `id` is ours).
+    pub async fn set_device_name(&self, id: &DeviceId, name: &str) -> Result<(), RestError> {
+        self.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "name": name })).await
+    }
+
     /// Devices that tried to connect but are not configured, by device ID.
-    pub async fn pending_devices(&self) -> Result<HashMap<String, PendingDevice>, EngineError> {
+    pub async fn pending_devices(&self) -> Result<HashMap<String, PendingDevice>, RestError> {
         self.get_json("/rest/cluster/pending/devices", &[]).await
     }
 
-    pub async fn pause_device(&self, id: &DeviceId) -> Result<(), EngineError> {
+    pub async fn pause_device(&self, id: &DeviceId) -> Result<(), RestError> {
         self.post("/rest/system/pause", &[("device", &id.to_string())]).await
     }
 
-    pub async fn resume_device(&self, id: &DeviceId) -> Result<(), EngineError> {
+    pub async fn resume_device(&self, id: &DeviceId) -> Result<(), RestError> {
         self.post("/rest/system/resume", &[("device", &id.to_string())]).await
     }
 
     /// Whether a config change waits for a Syncthing restart.
-    pub async fn restart_required(&self) -> Result<bool, EngineError> {
+    pub async fn restart_required(&self) -> Result<bool, RestError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Answer {
@@ -247,24 +317,17 @@ impl RestClient {
     }
 }
 
-/// Whether an error means "nobody answered" rather than "answered with an error".
-pub fn is_unreachable(error: &EngineError) -> bool {
-    matches!(error, EngineError::RestUnreachable { .. })
-}
-
-pub fn is_forbidden(error: &EngineError) -> bool {
-    matches!(error, EngineError::RestStatus { status, .. } if *status == StatusCode::FORBIDDEN.as_u16() || *status == StatusCode::UNAUTHORIZED.as_u16())
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemStatus {
     #[serde(rename = "myID")]
     pub my_id: DeviceId,
+    /// Seconds since start; going backwards also means a new process.
     #[serde(default)]
     pub uptime: u64,
+    /// Changes when the Syncthing process changes (whole seconds on 1.19).
     #[serde(default)]
-    pub start_time: Option<String>,
+    pub start_time: String,
     /// Listener state by listen address: `{"tcp://0.0.0.0:22001": {"error": null, ...}}`.
     #[serde(default)]
     pub connection_service_status: HashMap<String, ListenerStatus>,
@@ -399,7 +462,16 @@ pub struct Completion {
     #[serde(default)]
     pub need_items: u64,
     #[serde(default)]
+    pub need_deletes: u64,
+    #[serde(default)]
     pub global_bytes: u64,
+}
+
+impl Completion {
+    /// Nothing left to fetch or delete.
+    pub fn is_complete(&self) -> bool {
+        self.need_bytes == 0 && self.need_items == 0 && self.need_deletes == 0 && self.completion >= 100.0
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,6 +25,8 @@ pub use offline::OfflineCode;
 pub use peer_info::{MemberInfo, PeerInfo};
 pub use relay_client::RelayClient;
 
+use crate::error_code::ErrorCode;
+
 /// Every way pairing fails, each one line a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PairingError {
@@ -62,6 +64,26 @@ pub enum PairingError {
     OfflineCodeCorrupted,
     #[error("{0}")]
     OfflineCodeInvalid(String),
+}
+
+impl PairingError {
+    /// The stable code agents match on (the daemon records it for a waiting `invite`).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PairingError::CodeInvalid(_)
+            | PairingError::OfflineCodeTruncated
+            | PairingError::OfflineCodeCorrupted
+            | PairingError::OfflineCodeInvalid(_) => ErrorCode::CodeInvalid,
+            PairingError::CodeExpired => ErrorCode::CodeExpired,
+            PairingError::CodeAlreadyUsed => ErrorCode::CodeUsed,
+            PairingError::CodeMismatch => ErrorCode::CodeMismatch,
+            PairingError::Timeout(_) => ErrorCode::PairingTimeout,
+            PairingError::PeerProtocol(_) | PairingError::AcceptFailed(_) => ErrorCode::PairingProtocol,
+            PairingError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
+            PairingError::RateLimited { .. } => ErrorCode::RelayRateLimited,
+            PairingError::RelayProtocol { .. } | PairingError::OriginalOnlyRelay { .. } => ErrorCode::RelayProtocol,
+        }
+    }
 }
 
 /// Either kind of code a person may hand to `join`.

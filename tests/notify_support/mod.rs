@@ -16,6 +16,24 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 pub const API_KEY: &str = "fake-api-key-123";
+/// A well-formed device ID for the fake's own device (botsync's REST types check device IDs).
+pub const LOCAL_ID: &str = "XPLGZEI-SCVGZNT-OVAQHH6-KGTKN5R-6FWX57D-BHCCVHT-5EJCIH6-M4NCTQT";
+
+/// botsync's REST client for a fake at `addr`, with the fake's key.
+pub fn rest(addr: SocketAddr) -> botsync::engine::RestClient {
+    botsync::engine::RestClient::new(addr.port(), botsync::engine::ApiKey::from_string(API_KEY.into()))
+}
+
+/// Makes `root` look initialized with its Syncthing at 127.0.0.1:`gui_port` (the fake's port),
+/// the way the engine records it in `.botsync/config.json`.
+pub fn record_engine(root: &botsync::SyncRoot, gui_port: u16) {
+    let record = json!({
+        "network": "lan", "guiPort": gui_port, "listenPort": 22000, "apiKey": API_KEY,
+        "deviceId": LOCAL_ID, "deviceName": "fake",
+        "syncthing": {"path": "/usr/bin/syncthing", "version": {"major": 1, "minor": 19, "patch": 2}},
+    });
+    botsync::state_file::write_json(&root.config_file(), &record).unwrap();
+}
 
 /// Serves `router` on 127.0.0.1 (port 0 unless given); aborting the handle closes the port.
 pub async fn serve(router: Router, port: u16) -> (SocketAddr, JoinHandle<()>) {

@@ -66,6 +66,11 @@ impl SyncthingNode {
         format!("http://127.0.0.1:{}", self.gui_port)
     }
 
+    /// botsync's REST client for this node.
+    pub fn rest(&self) -> botsync::engine::RestClient {
+        botsync::engine::RestClient::new(self.gui_port, botsync::engine::ApiKey::from_string(self.api_key.clone()))
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

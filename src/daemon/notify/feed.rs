@@ -6,13 +6,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use crate::engine::events::{EventStream, EventsError, SyncthingLink};
+use crate::engine::events::{EventBatch, EventStream};
+use crate::engine::{Engine, EngineError, RestClient, RestError};
 use crate::root::SyncRoot;
 
 use super::derive::EventDeriver;
-use super::link::engine_link;
 use super::model::BotsyncEvent;
 use super::NotifyError;
 
@@ -28,30 +26,27 @@ pub struct EventFeed {
     last_error: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ConfiguredDevice {
-    #[serde(rename = "deviceID")]
-    device_id: String,
-    #[serde(default)]
-    name: String,
-}
-
 enum Woke {
-    Batch(Result<crate::engine::events::EventBatch, EventsError>),
+    Batch(Result<EventBatch, RestError>),
     Deadline,
 }
 
 impl EventFeed {
-    /// A feed of the root's Syncthing (address and key from the root's config), starting now.
+    /// A feed of the root's Syncthing (the engine's record in config.json says where), starting now.
     pub async fn open(root: &SyncRoot) -> Result<Self, NotifyError> {
-        let link = engine_link(root)?;
-        Self::start(root.clone(), link).await
+        let engine = match Engine::open(root) {
+            Ok(Some(engine)) => engine,
+            Ok(None) => return Err(NotifyError::NotInitialized(root.display())),
+            Err(EngineError::State(e)) => return Err(NotifyError::State(e)),
+            Err(e) => return Err(NotifyError::Internal(e.to_string())),
+        };
+        Self::start(root.clone(), engine.rest()).await
     }
 
-    /// A feed from `link`, starting now: what Syncthing buffered before is skipped. Fails when
+    /// A feed from `rest`, starting now: what Syncthing buffered before is skipped. Fails when
     /// Syncthing does not answer; once started, the feed waits for it instead.
-    pub async fn start(root: SyncRoot, link: SyncthingLink) -> Result<Self, NotifyError> {
-        Self::start_with(EventStream::botsync(link), EventDeriver::new(root)).await
+    pub async fn start(root: SyncRoot, rest: RestClient) -> Result<Self, NotifyError> {
+        Self::start_with(EventStream::botsync(rest), EventDeriver::new(root)).await
     }
 
     pub async fn start_with(mut stream: EventStream, deriver: EventDeriver) -> Result<Self, NotifyError> {
@@ -116,12 +111,12 @@ impl EventFeed {
         if let Some(id) = self.stream.local_device().map(str::to_owned) {
             self.deriver.set_local_device(&id);
         }
-        let devices: Result<Vec<ConfiguredDevice>, _> =
-            self.stream.link().get_json("/rest/config/devices", Duration::from_secs(10)).await;
+        let devices = self.stream.rest().devices().await;
         let local = self.stream.local_device().map(str::to_owned);
         for device in devices.unwrap_or_default() {
-            if Some(&device.device_id) != local.as_ref() {
-                self.deriver.learn_peer(&device.device_id, &device.name);
+            let id = device.device_id.to_string();
+            if Some(&id) != local.as_ref() {
+                self.deriver.learn_peer(&id, &device.name);
             }
         }
         self.deriver.seed_from_disk();

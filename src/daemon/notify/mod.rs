@@ -8,7 +8,6 @@
 
 pub mod derive;
 pub mod feed;
-pub mod link;
 pub mod model;
 pub mod notifier;
 pub mod outbox;
@@ -16,8 +15,7 @@ pub mod run;
 pub mod service;
 pub mod settings;
 
-use crate::commands::status::NotificationStatus;
-use crate::engine::events::EventsError;
+use crate::engine::RestError;
 use crate::root::SyncRoot;
 use crate::state_file::StateFileError;
 
@@ -32,29 +30,37 @@ pub use settings::{HooksToken, NotifySettings};
 pub enum NotifyError {
     #[error("{0} is not a botsync root yet: run `botsync init` first")]
     NotInitialized(String),
-    #[error("{0} does not say where Syncthing listens (guiPort, apiKey); run `botsync start` to repair it")]
-    EngineNotConfigured(String),
     #[error("Syncthing is not running for this root ({0}); run `botsync start`")]
-    Engine(#[from] EventsError),
+    Engine(#[from] RestError),
     #[error("OPENCLAW_HOOKS_URL must be an http:// or https:// URL, not {0:?}")]
     BadHooksUrl(String),
-    #[error("not in sync after {waited_ms} ms: {}", incomplete.join("; "))]
-    SyncTimeout { waited_ms: u64, incomplete: Vec<String> },
     #[error(transparent)]
     State(#[from] StateFileError),
     #[error("{0}")]
     Internal(String),
 }
 
-/// What `status` shows about notifications, from the root's files only: whether a token is
-/// saved, where messages go, and the queue's length and losses.
-pub fn notification_status(root: &SyncRoot) -> Result<NotificationStatus, NotifyError> {
+/// What `status` shows about notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationSummary {
+    /// Whether a token is saved.
+    pub enabled: bool,
+    /// Where messages go, without secrets.
+    pub url: Option<String>,
+    /// Messages waiting for the gateway.
+    pub queued: usize,
+    /// Messages dropped because the queue was full.
+    pub dropped: u64,
+}
+
+/// The notification state from the root's files only (no process needs to run).
+pub fn notification_status(root: &SyncRoot) -> Result<NotificationSummary, NotifyError> {
     let settings = NotifySettings::load(root)?;
     let outbox = outbox::Outbox::load(&outbox::queue_file(root), usize::MAX)?;
-    Ok(NotificationStatus {
+    Ok(NotificationSummary {
         enabled: settings.is_some(),
         url: settings.map(|s| s.redacted_url()),
-        queued: u32::try_from(outbox.len()).unwrap_or(u32::MAX),
-        dropped: u32::try_from(outbox.dropped()).unwrap_or(u32::MAX),
+        queued: outbox.len(),
+        dropped: outbox.dropped(),
     })
 }
