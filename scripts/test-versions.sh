@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end subset (pairing, latency, notifications, crash recovery) on each Syncthing
+# The end-to-end subset (pairing, latency, notifications, crash recovery, live REST conformance) on each Syncthing
 # version given, then one mixed pair (a host on the first, a joiner on the second). Usage:
 # test-versions.sh OLD_SYNCTHING NEW_SYNCTHING. Prints pass/fail per test and the latency figures.
 # `npm test` already runs everything on Debian's Syncthing; CI runs this beside it.
@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1 new=$2
 host=$(rustc -vV | sed -n 's/^host: //p')
-subset=(--test pairing_e2e --test versions_pairing --test notify_e2e --test reliability_crash)
+subset=(--test pairing_e2e --test versions_pairing --test notify_e2e --test reliability_crash --test engine_conformance_live)
 figures=$(mktemp)
 trap 'rm -f "$figures"' EXIT
 export BOTSYNC_TEST_FIGURES=$figures
