@@ -19,6 +19,8 @@
 //!   reads its errors from; `STPAUSED` would start every device paused: both cleared.
 //! - `fsWatcherDelayS`: an int on 1.19, a float on 1.29 and 2.x: botsync writes whole seconds.
 //! - `/rest/db/completion` has `remoteState` from 1.2x on, not on 1.19: botsync does not need it.
+//! - `/rest/system/connections` lists this device too on 1.19 (always `connected: false`), only
+//!   peers on 1.29 (seen live): botsync looks peers up by ID and never relies on its own entry.
 //! - `/rest/system/connections`: 2.x keeps `address`/`type` as mirrors of the primary connection
 //!   ("for compatibility with <1.24.0"), so botsync's reading holds.
 //! - 2.x makes up to 3 connections per device (`numConnections`, default 3) and logs
