@@ -22,6 +22,7 @@ fn cli_entry() {
 }
 
 const SAMPLES: usize = 9;
+const SPACING: Duration = Duration::from_millis(400);
 
 /// Writes a 1 KiB file into `from` and returns how long until `to` has it (polled every 2 ms).
 fn arrival(from: &Path, to: &Path, name: &str) -> Duration {
@@ -75,8 +76,14 @@ fn a_host_and_a_joiner_on_the_chosen_versions_pair_and_sync_both_ways() {
         }
 
         let (a, b) = (host.join("shared"), joiner.join("shared"));
-        let there: Vec<Duration> = (0..SAMPLES).map(|i| arrival(&a, &b, &format!("to-joiner-{i}.txt"))).collect();
-        let back: Vec<Duration> = (0..SAMPLES).map(|i| arrival(&b, &a, &format!("to-host-{i}.txt"))).collect();
+        // Apart in time: Syncthing waits 250 ms after each index it sends, so back-to-back files
+        // would measure that pause, not a file's trip.
+        let sample = |from: &Path, to: &Path, name: String| {
+            std::thread::sleep(SPACING);
+            arrival(from, to, &name)
+        };
+        let there: Vec<Duration> = (0..SAMPLES).map(|i| sample(&a, &b, format!("to-joiner-{i}.txt"))).collect();
+        let back: Vec<Duration> = (0..SAMPLES).map(|i| sample(&b, &a, format!("to-host-{i}.txt"))).collect();
         let figures = format!(
             "versions host {host_version} <-> joiner {joiner_version}: join {join_ms:.0} ms, 1 KiB host->joiner median {:.1} ms, joiner->host median {:.1} ms ({SAMPLES} samples each)",
             median_ms(there),

@@ -46,14 +46,7 @@ impl LockFile {
     /// Writes nothing.
     pub async fn acquire(path: &Path, timeout: Duration) -> io::Result<Option<LockFile>> {
         let file = open(path)?;
-        let started = Instant::now();
-        while !try_flock(&file)? {
-            if started.elapsed() > timeout {
-                return Ok(None);
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Ok(Some(LockFile { _file: file, path: path.to_owned() }))
+        Ok(wait_for_flock(&file, timeout).await?.then(|| LockFile { _file: file, path: path.to_owned() }))
     }
 
     pub fn path(&self) -> &Path {
@@ -73,20 +66,25 @@ impl DirLock {
     /// Waits up to `timeout` for the lock; `Ok(None)` on timeout.
     pub async fn acquire(dir: &Path, timeout: Duration) -> io::Result<Option<DirLock>> {
         let handle = File::open(dir)?;
-        let started = Instant::now();
-        while !try_flock(&handle)? {
-            if started.elapsed() > timeout {
-                return Ok(None);
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Ok(Some(DirLock { _dir: handle }))
+        Ok(wait_for_flock(&handle, timeout).await?.then_some(DirLock { _dir: handle }))
     }
 }
 
 fn open(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new().create(true).truncate(false).read(true).write(true).mode(0o600).open(path)
+}
+
+/// Polls `try_flock` until it succeeds (true) or `timeout` passes (false).
+async fn wait_for_flock(file: &File, timeout: Duration) -> io::Result<bool> {
+    let started = Instant::now();
+    while !try_flock(file)? {
+        if started.elapsed() > timeout {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(true)
 }
 
 fn try_flock(file: &File) -> io::Result<bool> {
