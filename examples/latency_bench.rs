@@ -16,7 +16,7 @@
 //!   backend, loopback), `direct` profile, each with its own `botsync-daemon` (fast scans) found
 //!   through BOTSYNC_DAEMON_BIN. Files go from A's shared/ to B's shared/.
 
-#[path = "../tests/watcher_support/mod.rs"]
+#[path = "../tests/it/support/watcher.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ impl PairWithWatcher {
         let a = &raw.pair.a;
         let scanner = Arc::new(RestScanner::new(&a.rest()));
         let marks = SuppressionHandle::new();
-        let feed = tokio::spawn(feed_item_events(a.base_url(), a.api_key.clone(), marks.clone()));
+        let feed = tokio::spawn(feed_item_events(a.rest(), marks.clone()));
         let folders = vec![FolderWatch::new(raw.pair.folder_id.clone(), &raw.pair.dir_a)];
         let watcher = tokio::task::spawn_blocking(move || FastScanWatcher::start(&folders, marks, WatcherConfig::default()))
             .await
@@ -152,7 +152,7 @@ struct BotsyncPair {
     b_id: DeviceId,
     guard: StopRootsOnDrop,
     _relay: RunningRelay,
-    join_connected_ms: u32,
+    join_connected_ms: botsync::clock::Millis,
 }
 
 /// Stops every process of the given roots by PID on drop: the daemons, then Syncthing's monitor

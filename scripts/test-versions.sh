@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1 new=$2
 host=$(rustc -vV | sed -n 's/^host: //p')
-subset=(--test pairing_e2e --test versions_pairing --test notify_e2e --test reliability_crash --test engine_conformance_live)
+subset=(--test it -- pairing_e2e:: versions_pairing:: notify_e2e:: reliability_crash:: engine_conformance_live::)
 figures=$(mktemp)
 trap 'rm -f "$figures"' EXIT
 export BOTSYNC_TEST_FIGURES=$figures
@@ -27,6 +27,6 @@ for st in "$old" "$new"; do
   echo "   took $((SECONDS - started)) s"
 done
 echo "== mixed pair: host $("$old" --version | head -n 1) <-> joiner $("$new" --version | head -n 1)"
-BOTSYNC_TEST_SYNCTHING=$old BOTSYNC_TEST_SYNCTHING_PEER=$new run cargo test --target "$host" --test versions_pairing
+BOTSYNC_TEST_SYNCTHING=$old BOTSYNC_TEST_SYNCTHING_PEER=$new run cargo test --target "$host" --test it -- versions_pairing::
 echo "== figures"
 cat "$figures"

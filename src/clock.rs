@@ -1,6 +1,29 @@
 //! Wall-clock helpers: Unix milliseconds for state files and RFC 3339 for people and agents.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A span in whole milliseconds, as reports give timings: a plain `u64` in Rust and JSON (the JS
+/// binding hands it to JS as a number, see `node.rs`), so no JS limit shapes the core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    pub fn since(start: Instant) -> Millis {
+        Millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 pub fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64

@@ -29,6 +29,7 @@ pub mod relay;
 pub mod root;
 pub mod state_file;
 
+#[cfg(feature = "node")]
 #[cfg_attr(test, allow(dead_code))]
 mod node;
 

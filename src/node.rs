@@ -1,12 +1,16 @@
 //! The Node binding: thin `#[napi]` wrappers over `cli` and `commands`. Errors become JS `Error`s
-//! whose `code` is the stable `BOTSYNC_*` identifier.
+//! whose `code` is the stable `BOTSYNC_*` identifier. Compiled only with the `node` feature (the
+//! addon); the JS-facing types elsewhere carry `#[cfg_attr(feature = "node", napi(object))]`, and
+//! what JS cannot hold as-is (`u64` milliseconds) is converted here.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{AsyncGenerator, ToNapiValue, Unknown};
-use napi::{sys, JsError};
+use napi::bindgen_prelude::{AsyncGenerator, FromNapiValue, ToNapiValue, TypeName, Unknown, ValidateNapiValue};
+use napi::{sys, JsError, ValueType};
 use napi_derive::napi;
+
+use crate::clock::Millis;
 
 use crate::commands::watch::{SyncReport, WaitForSyncOptions};
 use crate::commands::doctor::DoctorReport;
@@ -41,6 +45,32 @@ impl<T: ToNapiValue> ToNapiValue for Answer<T> {
         }
     }
 }
+
+/// Milliseconds reach JS as a plain number (exact up to 2^53 ms, some 285 000 years), never a BigInt.
+impl TypeName for Millis {
+    fn type_name() -> &'static str {
+        "number"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Number
+    }
+}
+
+impl ToNapiValue for Millis {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        f64::to_napi_value(env, value.0 as f64)
+    }
+}
+
+impl FromNapiValue for Millis {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let ms = f64::from_napi_value(env, value)?;
+        Ok(Millis(if ms.is_finite() && ms > 0.0 { ms as u64 } else { 0 }))
+    }
+}
+
+impl ValidateNapiValue for Millis {}
 
 /// Runs the botsync command line with `argv` (`process.argv.slice(1)`) and resolves with the
 /// exit status.

@@ -12,13 +12,14 @@ use serde::{Deserialize, Serialize};
 use super::init::InitOptions;
 use super::join::JoinOptions;
 use super::{Report, RootOptions};
+use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::relay::{Backend, RelayConfig};
 
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(30);
 const ARRIVAL_POLL: Duration = Duration::from_millis(2);
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DemoOptions {
@@ -26,7 +27,7 @@ pub struct DemoOptions {
     pub keep: Option<bool>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DemoReport {
@@ -37,14 +38,17 @@ pub struct DemoReport {
     /// The code A printed and B typed.
     pub code: String,
     /// `init` on A: root, Syncthing, background process, code.
-    pub init_ms: u32,
+    #[cfg_attr(feature = "node", napi(ts_type = "number"))]
+    pub init_ms: Millis,
     /// `join` on B, from its start until Syncthing reported A connected.
-    pub join_ms: u32,
+    #[cfg_attr(feature = "node", napi(ts_type = "number"))]
+    pub join_ms: Millis,
     /// A file written in A's shared/ until it was complete in B's shared/.
     pub a_to_b_ms: f64,
     /// A file written in B's inbox/ until it was complete in A's inbox/.
     pub b_to_a_ms: f64,
-    pub total_ms: u32,
+    #[cfg_attr(feature = "node", napi(ts_type = "number"))]
+    pub total_ms: Millis,
 }
 
 pub async fn run(options: &DemoOptions) -> Result<DemoReport> {
@@ -70,7 +74,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport> {
     if report.kept {
         std::mem::forget(scratch);
     }
-    report.total_ms = started.elapsed().as_millis() as u32;
+    report.total_ms = Millis::since(started);
     Ok(report)
 }
 
@@ -84,7 +88,7 @@ async fn pair_and_sync(relay: &str, root_a: &Path, root_b: &Path, started: Insta
         ..Default::default()
     })
     .await?;
-    let init_ms = init_started.elapsed().as_millis() as u32;
+    let init_ms = Millis::since(init_started);
     progress(&format!("machine A: init done in {init_ms} ms, code {}", init.invite.code));
 
     let joined = super::join::run(&JoinOptions {
@@ -110,7 +114,7 @@ async fn pair_and_sync(relay: &str, root_a: &Path, root_b: &Path, started: Insta
         join_ms: joined.connected_ms,
         a_to_b_ms,
         b_to_a_ms,
-        total_ms: started.elapsed().as_millis() as u32,
+        total_ms: Millis::since(started),
     })
 }
 

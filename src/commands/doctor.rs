@@ -12,7 +12,7 @@ use crate::engine::{self, ports, BinaryLocator, Engine, RunState};
 use crate::error::{exit, Result};
 use crate::root::{SharedFolder, SyncRoot};
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 pub struct DoctorReport {
     /// True when every check passed.
@@ -21,7 +21,7 @@ pub struct DoctorReport {
     pub checks: Vec<DoctorCheck>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 pub struct DoctorCheck {
     pub name: String,

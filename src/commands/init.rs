@@ -9,7 +9,7 @@ use crate::engine::{BinaryLocator, Engine, InitRequest, NetworkProfile, StartOut
 use crate::error::{Error, Result};
 use crate::root::SyncRoot;
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitOptions {
@@ -25,7 +25,7 @@ pub struct InitOptions {
     pub wait: Option<bool>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitReport {

@@ -22,7 +22,7 @@ pub const DEFAULT_RELAY: &str = "https://relay.botsync.io";
 const LOCAL_CODE_LIFETIME: Duration = Duration::from_secs(600);
 const WAIT_POLL: Duration = Duration::from_millis(100);
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteOptions {
@@ -37,7 +37,7 @@ pub struct InviteOptions {
     pub wait: Option<bool>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteReport {
@@ -61,7 +61,7 @@ pub struct InviteReport {
     pub paired: Option<PairedPeer>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairedPeer {

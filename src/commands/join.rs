@@ -12,6 +12,7 @@ use super::invite::{relay_url, PairedPeer};
 use super::Report;
 use crate::daemon::invite_completion::my_info;
 use crate::daemon::invites;
+use crate::clock::Millis;
 use crate::device_id::DeviceId;
 use crate::engine::events::{EventData, EventStream};
 use crate::engine::{BinaryLocator, Engine, EngineError, NetworkProfile};
@@ -29,7 +30,7 @@ const CONNECT_HOLD: Duration = Duration::from_secs(1);
 /// What a joiner calls a host that told it nothing but its device ID (original and offline codes).
 const UNNAMED_HOST: &str = "botsync peer";
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinOptions {
@@ -45,7 +46,7 @@ pub struct JoinOptions {
     pub timeout_seconds: Option<u32>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinReport {
@@ -61,9 +62,11 @@ pub struct JoinReport {
     /// Other members of the mesh added along with the peer.
     pub members: u32,
     /// From the start of `join` to the end of the code exchange.
-    pub paired_ms: u32,
+    #[cfg_attr(feature = "node", napi(ts_type = "number"))]
+    pub paired_ms: Millis,
     /// From the start of `join` to Syncthing reporting the peer connected.
-    pub connected_ms: u32,
+    #[cfg_attr(feature = "node", napi(ts_type = "number"))]
+    pub connected_ms: Millis,
 }
 
 pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
@@ -125,7 +128,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         }
     };
     let my_id = engine.device_id();
-    let paired_ms = started.elapsed().as_millis() as u32;
+    let paired_ms = Millis::since(started);
     let peer_id: DeviceId = peer.device_id.parse().map_err(|e| Error::Internal(format!("{e}")))?;
     let connected = wait_connected(&engine, &peer_id, events, deadline).await;
     if tagged {
@@ -149,7 +152,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
         address,
         members,
         paired_ms,
-        connected_ms: started.elapsed().as_millis() as u32,
+        connected_ms: Millis::since(started),
     })
 }
 
@@ -387,9 +390,9 @@ impl Report for JoinReport {
             "Paired with {} ({}){mesh} in {:.1} s; connected at {} after {:.1} s.\n{} now syncs shared/, deliverables/ and inbox/.",
             self.peer.name,
             &self.peer.device_id[..7],
-            f64::from(self.paired_ms) / 1000.0,
+            self.paired_ms.as_secs_f64(),
             self.address,
-            f64::from(self.connected_ms) / 1000.0,
+            self.connected_ms.as_secs_f64(),
             crate::root::tilde(std::path::Path::new(&self.root)),
         )
     }

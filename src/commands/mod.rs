@@ -30,7 +30,7 @@ pub trait Report: Serialize {
 }
 
 /// The option every command shares: which root it acts on.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RootOptions {

@@ -13,7 +13,7 @@ use crate::relay::{self, Backend, RateLimits, RelayConfig, RunningRelay};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RelayOptions {

@@ -8,7 +8,7 @@ use crate::daemon::process::DaemonStart;
 use crate::error::Result;
 use crate::root::SyncRoot;
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartReport {

@@ -18,7 +18,7 @@ pub mod state {
 }
 
 /// What `status` reports; also the JSON contract of `botsync status --json`.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
@@ -41,7 +41,7 @@ pub struct StatusReport {
     pub daemon: DaemonStatus,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DaemonStatus {
@@ -56,7 +56,7 @@ impl DaemonStatus {
     }
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FolderStatus {
@@ -69,7 +69,7 @@ pub struct FolderStatus {
     pub completion: f64,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStatus {
@@ -82,7 +82,7 @@ pub struct PeerStatus {
     pub last_seen: Option<String>,
 }
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationStatus {

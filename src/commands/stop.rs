@@ -6,7 +6,7 @@ use super::{Report, RootOptions};
 use crate::engine::Engine;
 use crate::error::Result;
 
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StopReport {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::RootOptions;
 use crate::daemon::notify::model::human_size;
 use crate::daemon::notify::EventFeed;
+use crate::clock::Millis;
 use crate::device_id::DeviceId;
 use crate::engine::{Engine, RestClient};
 use crate::error::{Error, Result};
@@ -31,7 +32,7 @@ pub async fn open_feed(options: &RootOptions) -> Result<EventFeed> {
 }
 
 /// Options of `waitForSync`.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitForSyncOptions {
@@ -42,7 +43,7 @@ pub struct WaitForSyncOptions {
 }
 
 /// What `waitForSync` resolves with.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
@@ -50,7 +51,8 @@ pub struct SyncReport {
     pub peers: Vec<String>,
     /// Folders checked (Syncthing folder IDs).
     pub folders: Vec<String>,
-    pub waited_ms: u32,
+    #[cfg_attr(feature = "node", napi(ts_type = "number"))]
+    pub waited_ms: Millis,
 }
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -155,7 +157,7 @@ pub async fn wait_on(rest: &RestClient, limit: Duration) -> Result<SyncReport> {
             return Ok(SyncReport {
                 peers: peers_in_sync.iter().map(label).collect(),
                 folders: folders.iter().map(|f| f.id.clone()).collect(),
-                waited_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                waited_ms: Millis::since(started),
             });
         }
         confirmed = false;
@@ -167,5 +169,5 @@ pub async fn wait_on(rest: &RestClient, limit: Duration) -> Result<SyncReport> {
 }
 
 fn timeout(started: Instant, incomplete: Vec<String>) -> Error {
-    Error::SyncTimeout { waited_ms: started.elapsed().as_millis() as u64, incomplete }
+    Error::SyncTimeout { waited_ms: Millis::since(started).0, incomplete }
 }

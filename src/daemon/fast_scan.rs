@@ -35,7 +35,7 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
 }
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
-async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
+pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
     let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]);
     loop {
         let batch = tokio::select! {

@@ -4,7 +4,6 @@
 //! in the background. Tests and embedders that want the store in hand use `server::serve`.
 
 pub mod codes;
-pub mod load;
 pub mod memory;
 pub mod rate_limit;
 pub mod redis;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What happened to a file that arrived from a peer.
-#[napi_derive::napi(string_enum = "lowercase")]
+#[cfg_attr(feature = "node", napi_derive::napi(string_enum = "lowercase"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileAction {
@@ -24,7 +24,7 @@ impl FileAction {
 }
 
 /// A paired machine.
-#[napi_derive::napi(object)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Peer {
@@ -50,7 +50,7 @@ impl Peer {
 }
 
 /// An event in a botsync root.
-#[napi_derive::napi(discriminant = "type", discriminant_case = "camelCase")]
+#[cfg_attr(feature = "node", napi_derive::napi(discriminant = "type", discriminant_case = "camelCase"))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum BotsyncEvent {

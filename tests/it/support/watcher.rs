@@ -1,0 +1,316 @@
+//! Two real Syncthings paired on loopback, configured through REST only (like
+//! /work/shared/tools/raw-syncthing.sh), for the watcher's end-to-end test and the latency
+//! benchmark (`examples/latency_bench.rs` includes this file by path).
+//!
+//! Network hygiene: everything runs inside a private network namespace (`unshare -n`, only
+//! loopback): tests through `support::isolated`; the benchmark, which is not a test binary,
+//! re-executes itself with [`reexec_in_private_netns`]. On top of that discovery, relays, NAT and
+//! announcements are switched off before any folder exists.
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const NETNS_ENV: &str = "BOTSYNC_TEST_IN_PRIVATE_NETNS";
+
+/// The syncthing binary: `$SYNCTHING` or `syncthing` on PATH.
+pub fn syncthing_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SYNCTHING") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("syncthing")).find(|p| p.is_file()))
+}
+
+/// True when already inside the private namespace (then loopback is brought up). Otherwise runs
+/// the current executable again with `args` under `unshare -n` and returns its success.
+pub enum NetnsRun {
+    Inside,
+    Ran(bool),
+}
+
+pub fn reexec_in_private_netns(args: &[&str]) -> NetnsRun {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        let status = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("run ip");
+        assert!(status.success(), "ip link set lo up failed");
+        return NetnsRun::Inside;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let status = Command::new("unshare")
+        .arg("-n")
+        .arg("--")
+        .arg(exe)
+        .args(args)
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("run unshare (needs root or user namespaces)");
+    NetnsRun::Ran(status.success())
+}
+
+/// One Syncthing process (single process: `STMONITORED` skips the monitor parent), killed on drop.
+pub struct SyncthingNode {
+    pub name: String,
+    pub home: PathBuf,
+    pub gui_port: u16,
+    pub listen_port: u16,
+    pub api_key: String,
+    pub device_id: String,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl SyncthingNode {
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gui_port)
+    }
+
+    /// botsync's REST client for this node.
+    pub fn rest(&self) -> botsync::engine::RestClient {
+        botsync::engine::RestClient::new(self.gui_port, botsync::engine::ApiKey::from_string(self.api_key.clone()))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Generates a home and starts `syncthing serve`. Call from a thread that outlives the node
+    /// (the child gets SIGKILL when the spawning thread dies).
+    pub fn spawn(work: &Path, name: &str, gui_port: u16, listen_port: u16) -> SyncthingNode {
+        let bin = syncthing_binary().expect("syncthing binary");
+        let home = work.join(format!("home-{name}"));
+        let out = Command::new(&bin)
+            .args(["generate", "--no-default-folder"])
+            .arg(format!("--home={}", home.display()))
+            .output()
+            .expect("syncthing generate");
+        assert!(out.status.success(), "syncthing generate: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&bin).arg("serve").arg(format!("--home={}", home.display())).arg("--device-id").output().unwrap();
+        let device_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(device_id.len(), 63, "device id {device_id:?}");
+        let api_key = format!("k{}{}", name, rand::random::<u64>());
+        let log = std::fs::File::create(work.join(format!("syncthing-{name}.log"))).unwrap();
+        let mut command = Command::new(&bin);
+        command
+            .arg("serve")
+            .arg(format!("--home={}", home.display()))
+            .args(["--no-browser", "--no-restart"])
+            .env("STGUIADDRESS", format!("127.0.0.1:{gui_port}"))
+            .env("STGUIAPIKEY", &api_key)
+            .env("STNOUPGRADE", "1")
+            .env("STMONITORED", "yes")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("spawn syncthing");
+        SyncthingNode {
+            name: name.to_string(),
+            home,
+            gui_port,
+            listen_port,
+            api_key,
+            device_id,
+            child: Some(child),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+        }
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let mut request = self.http.request(method.clone(), format!("{}{}", self.base_url(), path)).header("X-API-Key", &self.api_key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{method} {path} -> {status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, String> {
+        self.api(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn wait_rest(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.get("/rest/system/ping").await.is_err() {
+            assert!(Instant::now() < deadline, "{}: REST never came up", self.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Loopback only: static listen address, no discovery, relays, NAT, reporting.
+    pub async fn configure_isolated(&self) {
+        let options = json!({
+            "listenAddresses": [format!("tcp://127.0.0.1:{}", self.listen_port)],
+            "globalAnnounceEnabled": false, "localAnnounceEnabled": false, "relaysEnabled": false,
+            "natEnabled": false, "urAccepted": -1, "crashReportingEnabled": false,
+        });
+        self.api(reqwest::Method::PATCH, "/rest/config/options", Some(options)).await.unwrap();
+    }
+
+    pub async fn add_device(&self, peer: &SyncthingNode) {
+        let device = json!({
+            "deviceID": peer.device_id, "name": peer.name,
+            "addresses": [format!("tcp://127.0.0.1:{}", peer.listen_port)], "autoAcceptFolders": false,
+        });
+        self.api(reqwest::Method::PUT, &format!("/rest/config/devices/{}", peer.device_id), Some(device)).await.unwrap();
+    }
+
+    pub async fn add_folder(&self, folder_id: &str, path: &Path, peers: &[&SyncthingNode], watcher: FsWatcher) {
+        std::fs::create_dir_all(path).unwrap();
+        let mut devices = vec![json!({"deviceID": self.device_id})];
+        devices.extend(peers.iter().map(|p| json!({"deviceID": p.device_id})));
+        let (enabled, delay) = match watcher {
+            FsWatcher::Off => (false, 1),
+            FsWatcher::DelayS(d) => (true, d),
+        };
+        let folder = json!({
+            "id": folder_id, "label": folder_id, "path": path, "type": "sendreceive",
+            "fsWatcherEnabled": enabled, "fsWatcherDelayS": delay, "rescanIntervalS": 3600,
+            "devices": devices,
+        });
+        self.api(reqwest::Method::PUT, &format!("/rest/config/folders/{folder_id}"), Some(folder)).await.unwrap();
+    }
+
+    pub async fn connected_to(&self, peer: &SyncthingNode) -> bool {
+        match self.get("/rest/system/connections").await {
+            Ok(v) => v["connections"][&peer.device_id]["connected"] == json!(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Idle with nothing needed locally, and (if given) the peer at 100% for this folder.
+    pub async fn folder_idle(&self, folder_id: &str, peer: Option<&SyncthingNode>) -> bool {
+        let Ok(status) = self.get(&format!("/rest/db/status?folder={folder_id}")).await else { return false };
+        if status["state"] != json!("idle") || status["needTotalItems"] != json!(0) {
+            return false;
+        }
+        if let Some(peer) = peer {
+            let Ok(c) = self.get(&format!("/rest/db/completion?folder={folder_id}&device={}", peer.device_id)).await else { return false };
+            return c["completion"].as_f64() == Some(100.0);
+        }
+        true
+    }
+
+    pub async fn scan(&self, folder_id: &str, sub: &str) {
+        self.api(reqwest::Method::POST, &format!("/rest/db/scan?folder={folder_id}&sub={sub}"), None).await.unwrap();
+    }
+
+    /// User + system CPU time of the Syncthing process so far, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.pid().map(proc_cpu_ticks).unwrap_or(0)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child's PID, which is not reaped yet.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SyncthingNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// utime + stime of a process (fields 14 and 15 of /proc/PID/stat), in clock ticks.
+pub fn proc_cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    // The command name (field 2) may contain spaces; fields after the closing paren are plain.
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum FsWatcher {
+    Off,
+    DelayS(u32),
+}
+
+/// A (sender) and B (receiver) sharing one folder.
+pub struct Pair {
+    pub a: SyncthingNode,
+    pub b: SyncthingNode,
+    pub folder_id: String,
+    pub dir_a: PathBuf,
+    pub dir_b: PathBuf,
+}
+
+impl Pair {
+    /// Must run on a thread that outlives the pair (see [`SyncthingNode::spawn`]).
+    pub async fn start(work: &Path, folder_id: &str, watcher_a: FsWatcher, watcher_b: FsWatcher) -> Pair {
+        let a = SyncthingNode::spawn(work, "A", 18384, 22101);
+        let b = SyncthingNode::spawn(work, "B", 18385, 22102);
+        a.wait_rest().await;
+        b.wait_rest().await;
+        a.configure_isolated().await;
+        b.configure_isolated().await;
+        a.add_device(&b).await;
+        b.add_device(&a).await;
+        let dir_a = work.join("data-A").join(folder_id);
+        let dir_b = work.join("data-B").join(folder_id);
+        a.add_folder(folder_id, &dir_a, &[&b], watcher_a).await;
+        b.add_folder(folder_id, &dir_b, &[&a], watcher_b).await;
+        let pair = Pair { a, b, folder_id: folder_id.to_string(), dir_a, dir_b };
+        pair.wait_until(Duration::from_secs(120), "connected", || async { pair.a.connected_to(&pair.b).await && pair.b.connected_to(&pair.a).await })
+            .await;
+        pair.wait_idle(Duration::from_secs(120)).await;
+        pair
+    }
+
+    pub async fn wait_idle(&self, timeout: Duration) {
+        let f = &self.folder_id;
+        self.wait_until(timeout, "folder idle on both", || async {
+            self.a.folder_idle(f, Some(&self.b)).await && self.b.folder_idle(f, Some(&self.a)).await
+        })
+        .await;
+    }
+
+    pub async fn wait_until<F, Fut>(&self, timeout: Duration, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Feeds A's puller events to the watcher's suppression marks, as the daemon does, until the task
+/// is aborted.
+pub async fn feed_item_events(rest: botsync::engine::RestClient, marks: botsync::daemon::watcher::SuppressionHandle) {
+    let (_keep_running, running) = tokio::sync::watch::channel(false);
+    botsync::daemon::fast_scan::mark_pulled_items(rest, marks, running).await;
+}
