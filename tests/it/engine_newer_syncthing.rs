@@ -1,7 +1,7 @@
 //! Syncthing versions botsync has no conformance rows for, and 2.x's migration page.
 //!
 //! - A "3.0": a wrapper that reports v3.0.0 and 2.x-style help (listing the variables botsync
-//!   sets) and otherwise runs Debian sid's 1.29.x (or `BOTSYNC_TEST_SYNCTHING`). botsync warns
+//!   sets) and otherwise runs the harness's Syncthing (`BOTSYNC_TEST_SYNCTHING`, default 1.19.2). botsync warns
 //!   and runs it end to end. One whose help lacks `--home` is refused with one clear line.
 //! - 2.x answers every request on its GUI address with a plain-text page while it migrates its
 //!   database, without checking the API key: readiness must not mistake it for Syncthing's API.
@@ -19,12 +19,12 @@ fn real_syncthing() -> String {
     std::env::var("BOTSYNC_SYNCTHING").expect("the harness names a Syncthing")
 }
 
-/// A script that says it is Syncthing v3.0.0 and passes everything else to `real`.
-fn wrapper(path: &Path, real: &str, help_words: &str) {
+/// A script that says it is Syncthing `version` and passes everything else to `real`.
+fn wrapper(path: &Path, real: &str, version: &str, help_words: &str) {
     let script = format!(
         "#!/bin/sh\n\
          case \"$1 $2\" in\n\
-           '--version '*) echo 'syncthing v3.0.0 \"Future Fox\" (go1.30 linux-amd64) test@botsync 2027-01-01 00:00:00 UTC'; exit 0;;\n\
+           '--version '*) echo 'syncthing v{version} \"Future Fox\" (go1.30 linux-amd64) test@botsync 2027-01-01 00:00:00 UTC'; exit 0;;\n\
            'serve --help'|'generate --help') echo 'Usage: syncthing {help_words}'; exit 0;;\n\
          esac\n\
          exec '{real}' \"$@\"\n"
@@ -39,7 +39,7 @@ fn a_newer_major_whose_command_line_matches_runs_with_a_warning() {
     isolated(test_path!("a_newer_major_whose_command_line_matches_runs_with_a_warning"), |scratch| {
         use_daemon_bin();
         let fake = scratch.join("syncthing-3");
-        wrapper(&fake, &real_syncthing(), "--home=PATH ($STHOMEDIR) --gui-apikey ($STGUIAPIKEY) --gui-address ($STGUIADDRESS) --no-upgrade ($STNOUPGRADE)");
+        wrapper(&fake, &real_syncthing(), "3.0.0", "--home=PATH ($STHOMEDIR) --gui-apikey ($STGUIAPIKEY) --gui-address ($STGUIADDRESS) --no-upgrade ($STNOUPGRADE)");
         let root = scratch.join("root");
         let _guard = RootGuard::new(&root);
         let arg = root.display().to_string();
@@ -61,7 +61,7 @@ fn a_newer_major_without_the_command_line_botsync_uses_is_refused() {
     isolated(test_path!("a_newer_major_without_the_command_line_botsync_uses_is_refused"), |scratch| {
         use_daemon_bin();
         let fake = scratch.join("syncthing-3");
-        wrapper(&fake, &real_syncthing(), "--config-dir=PATH --api-token ($STAPITOKEN)");
+        wrapper(&fake, &real_syncthing(), "3.0.0", "--config-dir=PATH --api-token ($STAPITOKEN)");
         let root = scratch.join("root");
         let arg = root.display().to_string();
         let output = cli_command(None, &["--json", "--root", &arg, "init", "--network", "direct", "--offline"]).env("BOTSYNC_SYNCTHING", &fake).output().unwrap();
@@ -70,6 +70,31 @@ fn a_newer_major_without_the_command_line_botsync_uses_is_refused() {
         let message = run.json["error"]["message"].as_str().unwrap();
         assert!(message.contains("v3.0.0") && message.contains("--home") && message.contains("STGUIAPIKEY") && !message.contains('\n'), "{message}");
         assert!(!root.exists(), "nothing was set up");
+    });
+}
+
+/// A root whose Syncthing home has a 2.x database is not handed to a 1.x Syncthing, which
+/// cannot read it (nor 2.x's config): one clear line, nothing started.
+#[test]
+fn a_root_last_run_by_2x_refuses_a_1x_syncthing() {
+    isolated(test_path!("a_root_last_run_by_2x_refuses_a_1x_syncthing"), |scratch| {
+        use_daemon_bin();
+        let real = real_syncthing();
+        let two = scratch.join("syncthing-2");
+        wrapper(&two, &real, "2.1.3", "--home=PATH ($STHOMEDIR) ($STGUIAPIKEY) ($STGUIADDRESS) ($STNOUPGRADE)");
+        let root = scratch.join("root");
+        let _guard = RootGuard::new(&root);
+        let arg = root.display().to_string();
+        let init = CliRun::from_output(cli_command(None, &["--json", "--root", &arg, "init", "--network", "direct", "--offline"]).env("BOTSYNC_SYNCTHING", &two).output().unwrap());
+        assert_eq!(init.status, 0, "{init:?}");
+        block_on(botsync::commands::stop::run(&root_options(&root))).unwrap();
+        // What 2.x leaves in its home (`lib/locations`): its SQLite database.
+        std::fs::create_dir_all(root.join(".botsync/syncthing").join(botsync::engine::binary::V2_DATABASE)).unwrap();
+        let start = CliRun::from_output(cli_command(None, &["--json", "--root", &arg, "start"]).env("BOTSYNC_SYNCTHING", &real).output().unwrap());
+        assert_eq!((start.status, start.error_code()), (1, Some("BOTSYNC_SYNCTHING_UNAVAILABLE")), "{start:?}");
+        let message = start.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("v2.1.3") && message.contains("2.x") && !message.contains('\n'), "{message}");
+        assert!(processes_of(&root).is_empty(), "nothing was started");
     });
 }
 
