@@ -52,6 +52,9 @@ export declare class RelayHandle {
   closed(): Promise<void>
 }
 
+/** Lets a removed machine pair again (it still needs a fresh code). */
+export declare function allow(options: PeerOptions): Promise<MembershipChange>
+
 /** An event in a botsync root. */
 export type BotsyncEvent =
   | { type: 'file'; /** `shared`, `deliverables` or `inbox`. */
@@ -260,6 +263,33 @@ export interface JoinReport {
   connectedMs: number
 }
 
+export interface MembershipChange {
+  root: string
+  deviceId: string
+  name: string
+  /** `removed` or `allowed`. */
+  action: string
+  /** When it was recorded (RFC 3339). */
+  at: string
+}
+
+export interface MemberStatus {
+  deviceId: string
+  name: string
+  connected: boolean
+  /** The address of the live connection, when connected. */
+  address?: string
+  /** When it was last connected (RFC 3339), if ever. */
+  lastSeen?: string
+  /**
+   * The member that paired with it; absent for the mesh's first machine and for machines
+   * paired before botsync kept a member list.
+   */
+  addedBy?: PeerRef
+  /** When it joined (RFC 3339). */
+  addedAt: string
+}
+
 export interface NotificationStatus {
   /** Whether OpenClaw notifications are configured (a token is set). */
   enabled: boolean
@@ -283,6 +313,34 @@ export interface Peer {
   name: string
 }
 
+export interface PeerOptions {
+  /** The machine: its name as `botsync peers` shows it, or its device ID (7 characters or more). */
+  peer: string
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+}
+
+export interface PeerRef {
+  deviceId: string
+  name?: string
+}
+
+/**
+ * The members of this mesh (name, device ID, connection, last seen, who added it) and the
+ * machines removed from it.
+ */
+export declare function peers(options?: RootOptions | undefined | null): Promise<PeersReport>
+
+export interface PeersReport {
+  root: string
+  /** This machine's device ID. */
+  deviceId: string
+  /** The other members. */
+  peers: Array<MemberStatus>
+  /** Machines removed from the mesh (refused until `botsync allow`). */
+  removed: Array<RemovedMember>
+}
+
 export interface PeerStatus {
   deviceId: string
   name: string
@@ -302,7 +360,10 @@ export declare function relay(options?: RelayOptions | undefined | null): Promis
 export interface RelayOptions {
   /** `HOST:PORT` to listen on [default: 127.0.0.1:8787]; port 0 picks a free port. */
   listen?: string
-  /** `redis://…` URL: keep state in Redis so several relay instances share it. */
+  /**
+   * `redis://…` URL: keep state in Redis so several relay instances share it [default:
+   * `$BOTSYNC_RELAY_REDIS`].
+   */
   redis?: string
   /** Key prefix in Redis [default: `botsync:relay:`]. */
   redisPrefix?: string
@@ -320,6 +381,20 @@ export interface RelayOptions {
   slotAccessPerMinute?: number
   /** Count clients by `X-Forwarded-For` (only behind a reverse proxy you run). */
   trustProxy?: boolean
+}
+
+/**
+ * Removes a machine (by name or device ID) from the mesh on every member, for good: it is
+ * dropped and refused until `allow`. Rejects with `BOTSYNC_PEER_UNKNOWN` for a machine that is
+ * not a member and `BOTSYNC_USAGE` for this machine itself, changing nothing.
+ */
+export declare function remove(options: PeerOptions): Promise<MembershipChange>
+
+export interface RemovedMember {
+  deviceId: string
+  name?: string
+  removedBy: PeerRef
+  removedAt: string
 }
 
 /** The option every command shares: which root it acts on. */

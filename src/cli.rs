@@ -51,6 +51,19 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
     Watch,
+    /// List the members of this mesh: name, device ID, connection, last seen, who added it; and removed machines
+    Peers,
+    /// Remove a machine from the mesh on every member, for good (it keeps the files it has)
+    Remove(PeerArgs),
+    /// Let a removed machine pair again (it needs a fresh code)
+    Allow(PeerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// The machine's name as `botsync peers` shows it, or its device ID (7 characters or more)
+    #[arg(value_name = "NAME|DEVICE-ID")]
+    pub peer: String,
 }
 
 #[derive(Debug, Args)]
@@ -71,8 +84,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The pairing code (5 words) or an offline code
-    #[arg(value_name = "CODE", num_args = 1.., required = true)]
+    /// The pairing code (5 words) or an offline code; `-` reads it from stdin, none reads $BOTSYNC_CODE (argv is visible to every local user)
+    #[arg(value_name = "CODE", num_args = 0..)]
     pub code: Vec<String>,
     /// Network profile for this machine, as for `init`
     #[arg(long, value_name = "PROFILE")]
@@ -110,8 +123,8 @@ pub struct RelayArgs {
     /// Address to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
-    /// Keep pairing state in Redis so several relay instances share it
-    #[arg(long, value_name = "URL")]
+    /// Keep pairing state in Redis so several relay instances share it (prefer the env var: argv is visible to every local user)
+    #[arg(long, value_name = "URL", env = "BOTSYNC_RELAY_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
     /// Key prefix in Redis [default: botsync:relay:]
     #[arg(long, value_name = "PREFIX", requires = "redis")]
@@ -212,7 +225,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         }
         Command::Join(args) => {
             let options = commands::join::JoinOptions {
-                code: args.code.join(" "),
+                code: commands::secret_input::join_code(&args.code)?,
                 root: root.root.clone(),
                 network: args.network,
                 relay: args.relay,
@@ -237,6 +250,13 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo(args) => Ok(render(commands::demo::run(&commands::demo::DemoOptions { keep: Some(args.keep) }).await?)),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
+        Command::Peers => Ok(render(commands::peers::run(&root).await?)),
+        Command::Remove(args) => {
+            Ok(render(commands::remove::remove(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
+        Command::Allow(args) => {
+            Ok(render(commands::remove::allow(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub use crate::error_code::{exit, ErrorCode};
 use crate::daemon::notify::NotifyError;
 use crate::daemon::DaemonError;
+use crate::membership::MembershipError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
 use crate::engine::{EngineError, RestError};
@@ -47,6 +48,8 @@ pub enum Error {
     Relay(#[from] RelayError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 impl Error {
@@ -77,6 +80,16 @@ impl Error {
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,
             Error::Engine(engine) => engine_code(engine),
+            Error::Membership(e) => match e {
+                MembershipError::UnknownPeer(_) | MembershipError::NotRemoved(_) => ErrorCode::PeerUnknown,
+                MembershipError::Ambiguous { .. } | MembershipError::IsSelf(_) => ErrorCode::Usage,
+                MembershipError::Removed { .. } => ErrorCode::PeerRemoved,
+                MembershipError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
+                MembershipError::State(_) | MembershipError::Io { .. } => ErrorCode::Io,
+                MembershipError::Engine(engine) => engine_code(engine),
+                MembershipError::Rest(rest) if rest.is_unreachable() => ErrorCode::EngineUnreachable,
+                MembershipError::Rest(_) => ErrorCode::EngineFailed,
+            },
         }
     }
 

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     EngineFailed,
     /// botsync's background process is missing or failed to start or stop.
     DaemonFailed,
+    /// `remove`/`allow` named no member (or no removed machine) of the mesh.
+    PeerUnknown,
+    /// The machine was removed from the mesh and is refused until a member allows it again.
+    PeerRemoved,
 }
 
 impl ErrorCode {
@@ -63,12 +67,14 @@ impl ErrorCode {
             ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
             ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
             ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
+            ErrorCode::PeerUnknown => "BOTSYNC_PEER_UNKNOWN",
+            ErrorCode::PeerRemoved => "BOTSYNC_PEER_REMOVED",
         }
     }
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::Usage,
         ErrorCode::NotInitialized,
         ErrorCode::InvalidRoot,
@@ -92,6 +98,8 @@ impl ErrorCode {
         ErrorCode::PortInUse,
         ErrorCode::EngineFailed,
         ErrorCode::DaemonFailed,
+        ErrorCode::PeerUnknown,
+        ErrorCode::PeerRemoved,
     ];
 
     /// The code spelled `text` (`BOTSYNC_CODE_MISMATCH`), as another process recorded it.

@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod device_id;
 pub mod engine;
 pub mod error;
+pub mod membership;
 pub mod error_code;
 pub mod net;
 pub mod pairing;

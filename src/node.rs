@@ -246,3 +246,24 @@ pub async fn stop(options: Option<RootOptions>) -> Answer<StopReport> {
 pub async fn doctor(options: Option<RootOptions>) -> Answer<DoctorReport> {
     commands::doctor::run(&options.unwrap_or_default()).await.into()
 }
+
+/// The members of this mesh (name, device ID, connection, last seen, who added it) and the
+/// machines removed from it.
+#[napi(ts_return_type = "Promise<PeersReport>")]
+pub async fn peers(options: Option<RootOptions>) -> Answer<commands::peers::PeersReport> {
+    commands::peers::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Removes a machine (by name or device ID) from the mesh on every member, for good: it is
+/// dropped and refused until `allow`. Rejects with `BOTSYNC_PEER_UNKNOWN` for a machine that is
+/// not a member and `BOTSYNC_USAGE` for this machine itself, changing nothing.
+#[napi(ts_return_type = "Promise<MembershipChange>")]
+pub async fn remove(options: commands::remove::PeerOptions) -> Answer<commands::remove::MembershipChange> {
+    commands::remove::remove(&options).await.into()
+}
+
+/// Lets a removed machine pair again (it still needs a fresh code).
+#[napi(ts_return_type = "Promise<MembershipChange>")]
+pub async fn allow(options: commands::remove::PeerOptions) -> Answer<commands::remove::MembershipChange> {
+    commands::remove::allow(&options).await.into()
+}

@@ -216,10 +216,14 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
             if host.device_id == my_id {
                 return Err(own_code());
             }
+            crate::membership::refuse_removed(engine, &host.device_id)?;
             engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
             for member in host.members.iter().filter(|m| m.device_id != my_id) {
-                engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+                if crate::membership::refuse_removed(engine, &member.device_id).is_ok() {
+                    engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+                }
             }
+            crate::membership::record_host(engine, &host.device_id, &host.name, &host.addresses)?;
             let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
             Ok((peer, "relay", host.members.len() as u32, false))
         }
@@ -227,17 +231,21 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
             if payload.device_id == my_id {
                 return Err(own_code());
             }
+            crate::membership::refuse_removed(engine, &payload.device_id)?;
             let tag = original::device_name_tag(&OriginalCode::from(&words), &my_id);
             announce_name(engine, &tagged_name(engine.device_name(), &tag)).await?;
             engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
+            crate::membership::record_host(engine, &payload.device_id, UNNAMED_HOST, &[])?;
             Ok((PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true))
         }
         (JoinCode::Offline(offline), _) => {
             if offline.device_id == my_id {
                 return Err(own_code());
             }
+            crate::membership::refuse_removed(engine, &offline.device_id)?;
             announce_name(engine, &tagged_name(engine.device_name(), &offline.device_name_tag(&my_id))).await?;
             engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
+            crate::membership::record_host(engine, &offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses())?;
             Ok((PairedPeer { device_id: offline.device_id.to_string(), name: UNNAMED_HOST.into() }, "offline", 0, true))
         }
         (JoinCode::Words(_), None | Some(Route::V2)) => {

@@ -97,7 +97,9 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
         host::complete_resumable(&relay, &code, Some(&seed), deadline, |guest| async move {
             // No addresses yet: the joiner dials us once it has our answer. Were we to dial first,
             // it would refuse us as an unknown device and Syncthing would back off for seconds.
+            crate::membership::refuse_removed(engine, &guest.device_id).map_err(|e| e.to_string())?;
             engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;
+            crate::membership::record_guest(engine, &guest.device_id, &guest.name, &guest.addresses).map_err(|e| e.to_string())?;
             Ok(my_info(engine, Some(&guest.device_id)))
         })
         .await
@@ -143,7 +145,13 @@ async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>, pair
             proven.then(|| (id, untagged(&device.name)))
         });
         if let Some((id, name)) = verified {
-            let added = engine.add_peer(&id, &name, &[]).await.map_err(|e| PairingError::AcceptFailed(e.to_string()));
+            let added = async {
+                crate::membership::refuse_removed(engine, &id).map_err(|e| e.to_string())?;
+                engine.add_peer(&id, &name, &[]).await.map_err(|e| e.to_string())?;
+                crate::membership::record_guest(engine, &id, &name, &[]).map_err(|e| e.to_string())
+            }
+            .await
+            .map_err(PairingError::AcceptFailed);
             finish(engine, record, added.map(|()| (id, name)), paired).await;
         }
     }

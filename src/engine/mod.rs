@@ -10,6 +10,7 @@ pub mod binary;
 pub mod config_xml;
 pub mod conformance;
 pub mod events;
+pub mod gui_login;
 pub mod manifest;
 pub mod ports;
 pub mod process;
@@ -35,6 +36,7 @@ use crate::device_id::DeviceId;
 use crate::root::{SharedFolder, SyncRoot};
 use crate::state_file::{self, StateFileError};
 use config_xml::{ConfigEdit, ConfigXml};
+use gui_login::GuiLogin;
 use process::PidRecord;
 
 /// How often readiness is polled: fine enough that `init` returns within a poll of Syncthing
@@ -246,6 +248,8 @@ impl Engine {
                 profile: &profile,
                 root,
             })?;
+            let login = GuiLogin::generate();
+            xml.set_gui_login(&login.user, &login.bcrypt_hash());
             xml.save()?;
             let state = EngineState {
                 network,
@@ -291,13 +295,17 @@ impl Engine {
         let _lock = StartLock::acquire(&self.root.state_dir()).await?;
         let home = self.home();
         match self.probe().await {
-            RunState::Running if self.live_monitor().is_some() => return Ok(StartOutcome::AlreadyRunning),
+            RunState::Running if self.live_monitor().is_some() => {
+                self.lock_running_gui().await?;
+                return Ok(StartOutcome::AlreadyRunning);
+            }
             // A worker whose monitor was killed answers, but nothing would restart it after a
             // crash: it is replaced below by a monitored one.
             RunState::Running => {}
             RunState::Restarting => {
                 if let Some(monitor) = self.live_monitor() {
                     self.wait_ready(monitor).await?;
+                    self.lock_running_gui().await?;
                     return Ok(StartOutcome::AlreadyRunning);
                 }
             }
@@ -311,6 +319,7 @@ impl Engine {
         if !home.join("config.xml").is_file() || !home.join("cert.pem").is_file() {
             return Err(EngineError::ConfigMissing(home));
         }
+        lock_gui_before_start(&home)?;
         let binary = locator.resolve(Some(&self.state.syncthing)).await?;
         let used = self.state.syncthing.version;
         if used.is_v2_or_later() && !binary.version.is_v2_or_later() && home.join(binary::V2_DATABASE).exists() {
@@ -351,6 +360,16 @@ impl Engine {
                 Err(error)
             }
         }
+    }
+
+    /// A root set up before botsync locked the GUI, found running: Syncthing takes the login
+    /// through REST (and hashes the password itself), so it is locked without a restart.
+    async fn lock_running_gui(&self) -> Result<(), EngineError> {
+        if ConfigXml::load(&self.home().join("config.xml"))?.has_gui_login() {
+            return Ok(());
+        }
+        let login = GuiLogin::generate();
+        Ok(self.rest().set_gui_login(&login.user, login.expose_password()).await?)
     }
 
     /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor
@@ -491,16 +510,17 @@ impl Engine {
     }
 
     /// Makes `id` a peer: a device at `addresses` (plus discovery where the profile has it) that
-    /// shares all three folders with us. Peers are introducers both ways, so a device added on
-    /// any member reaches every member and the mesh survives the inviter going away. The device
-    /// is added paused and resumed once every folder is shared, so the first connection already
-    /// carries all three folders.
+    /// shares all three folders with us. Never an introducer: which machines belong to the mesh
+    /// is botsync's member list (`membership`), which every member reconciles into its own
+    /// Syncthing, so a device added through any member still reaches every member, and one
+    /// removed stays removed. The device is added paused and resumed once every folder is
+    /// shared, so the first connection already carries all three folders.
     pub async fn add_peer(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
         let rest = self.rest();
         let mut device = rest.device(id).await?.unwrap_or_else(|| rest::DeviceConfig::new(*id));
         device.name = name.to_string();
         device.addresses = self.peer_addresses(addresses);
-        device.other.insert("introducer".into(), serde_json::Value::Bool(true));
+        device.other.insert("introducer".into(), serde_json::Value::Bool(false));
         device.other.insert("paused".into(), serde_json::Value::Bool(true));
         rest.put_device(&device).await?;
         for folder in SharedFolder::ALL {
@@ -530,6 +550,18 @@ impl Engine {
     pub fn configured_peers(&self) -> Result<Vec<(String, String, Vec<String>)>, EngineError> {
         Ok(ConfigXml::load(&self.home().join("config.xml"))?.peers(&self.state.device_id.to_string()))
     }
+}
+
+/// Gives a root set up before botsync locked the GUI its login while Syncthing is stopped, so it
+/// never serves an open GUI again (see `gui_login`).
+fn lock_gui_before_start(home: &Path) -> Result<(), EngineError> {
+    let mut xml = ConfigXml::load(&home.join("config.xml"))?;
+    if !xml.has_gui_login() {
+        let login = GuiLogin::generate();
+        xml.set_gui_login(&login.user, &login.bcrypt_hash());
+        xml.save()?;
+    }
+    Ok(())
 }
 
 /// Serializes `Engine::start` per root with an exclusive lock on `.botsync/engine.lock`, held

@@ -98,9 +98,17 @@ pub fn spawn_syncthing(request: &SpawnRequest<'_>) -> Result<u32, EngineError> {
 
 pub use crate::platform::process::DetachedSpawnError;
 
-/// `platform::process::spawn_detached`, with the log moved aside first when it has grown big.
-pub fn spawn_detached(command: Command, log: &Path) -> Result<u32, DetachedSpawnError> {
+/// Secrets a botsync command may have been handed in its environment (see
+/// `commands::secret_input`): nothing botsync starts needs them, so none inherits them.
+pub const NEVER_INHERITED: [&str; 2] = ["BOTSYNC_CODE", "BOTSYNC_RELAY_REDIS"];
+
+/// `platform::process::spawn_detached`, with the log moved aside first when it has grown big and
+/// the caller's secrets removed from the child's environment.
+pub fn spawn_detached(mut command: Command, log: &Path) -> Result<u32, DetachedSpawnError> {
     rotate_log(log);
+    for name in NEVER_INHERITED {
+        command.env_remove(name);
+    }
     crate::platform::process::spawn_detached(command, log)
 }
 

@@ -317,6 +317,50 @@ impl RestClient {
     }
 }
 
+// --- Used by trust (GUI login, member list reconciliation). ---
+impl RestClient {
+    /// Sets the GUI/REST login of a running Syncthing; it bcrypt-hashes `password` itself. An
+    /// empty `user` turns the login off (Syncthing keeps a password it is sent empty).
+    pub async fn set_gui_login(&self, user: &str, password: &str) -> Result<(), RestError> {
+        self.patch_json("/rest/config/gui", &serde_json::json!({ "user": user, "password": password })).await
+    }
+
+    /// Puts devices on Syncthing's ignore list (`remoteIgnoredDevices`): their connections are
+    /// refused and they are never listed as pending. Syncthing has no endpoint for the list
+    /// alone, so this is a read-modify-write of the whole configuration, made only when a
+    /// device is missing from the list.
+    pub async fn ignore_devices(&self, devices: &[(DeviceId, String)]) -> Result<(), RestError> {
+        let mut config: Value = self.get_json("/rest/config", &[]).await?;
+        let list = config
+            .as_object_mut()
+            .ok_or_else(|| RestError::Decode { path: "/rest/config".into(), reason: "not an object".into() })?
+            .entry("remoteIgnoredDevices")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Value::Array(list) = list else {
+            return Err(RestError::Decode { path: "/rest/config".into(), reason: "remoteIgnoredDevices is not a list".into() });
+        };
+        let mut changed = false;
+        for (id, name) in devices {
+            let key = id.to_string();
+            if !list.iter().any(|entry| entry["deviceID"].as_str() == Some(key.as_str())) {
+                let time = crate::clock::rfc3339(crate::clock::now_ms());
+                list.push(serde_json::json!({ "deviceID": key, "name": name, "address": "", "time": time }));
+                changed = true;
+            }
+        }
+        if changed {
+            self.put_json("/rest/config", &config).await?;
+        }
+        Ok(())
+    }
+
+    /// The device IDs on Syncthing's ignore list.
+    pub async fn ignored_devices(&self) -> Result<Vec<String>, RestError> {
+        let config: Value = self.get_json("/rest/config", &[]).await?;
+        Ok(config["remoteIgnoredDevices"].as_array().into_iter().flatten().filter_map(|d| d["deviceID"].as_str().map(str::to_string)).collect())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemStatus {

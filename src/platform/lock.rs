@@ -41,6 +41,22 @@ impl LockFile {
         Ok(Some(lock))
     }
 
+    /// Takes the lock, blocking until the holder lets go: for short critical sections (a file
+    /// read and write) in synchronous code. Writes nothing.
+    pub fn acquire_blocking(path: &Path) -> io::Result<LockFile> {
+        let file = open(path)?;
+        loop {
+            // SAFETY: flock on a descriptor we own; the lock lives as long as the open file.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(LockFile { _file: file, path: path.to_owned() });
+            }
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EINTR) {
+                return Err(error);
+            }
+        }
+    }
+
     /// Takes the lock, waiting up to `timeout` for the holder to let go; `Ok(None)` on timeout.
     /// Polls rather than blocking in `flock`, so an async caller is never parked in a syscall.
     /// Writes nothing.

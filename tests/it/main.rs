@@ -50,6 +50,9 @@ mod reliability_races;
 mod reliability_relay;
 mod reliability_security;
 
+mod trust_local_user;
+mod trust_membership;
+
 mod versions_pairing;
 
 mod watcher_fs;

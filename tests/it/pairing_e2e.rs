@@ -18,6 +18,7 @@ use botsync::pairing::name_tag::tagged_name;
 use botsync::pairing::original::{self, OriginalCode};
 use botsync::relay::{RateLimits, RelayConfig};
 use crate::support::{block_on, isolated, processes_mentioning, root_at, StopOnDrop};
+use crate::support::pairing::{original_only_proxy, serve, TestServer};
 use crate::support::relay::{unlimited, Kind, TestRelay};
 use serde_json::Value;
 
@@ -305,61 +306,6 @@ fn edits_on_both_sides_while_apart_both_survive() {
 }
 
 // ---- 4. a relay that speaks only the original protocol --------------------------------------
-
-/// A small HTTP server on 127.0.0.1 serving `router`; stops when dropped.
-struct TestServer {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(router: axum::Router) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    TestServer { url, task }
-}
-
-/// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
-/// everything else, `/v2/*` included, is a bare 404 like any server without those routes.
-async fn original_only_proxy(upstream: &str) -> TestServer {
-    use axum::body::Bytes;
-    use axum::extract::{Path as UrlPath, State};
-    use axum::http::{header, Method, StatusCode};
-    use axum::response::{IntoResponse, Response};
-    use axum::routing::{get, post};
-
-    async fn forward(upstream: &str, method: Method, path: &str, body: Bytes) -> Response {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method, format!("{upstream}{path}"));
-        if !body.is_empty() {
-            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
-        }
-        let answer = request.send().await.expect("upstream relay answers");
-        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-        let content_type = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bytes = answer.bytes().await.unwrap();
-        (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
-    }
-    let router = axum::Router::new()
-        .route("/", get(|State(up): State<String>| async move { forward(&up, Method::GET, "/", Bytes::new()).await }))
-        .route("/pair", post(|State(up): State<String>, body: Bytes| async move { forward(&up, Method::POST, "/pair", body).await }))
-        .route(
-            "/pair/{code}",
-            get(|State(up): State<String>, UrlPath(code): UrlPath<String>| async move {
-                forward(&up, Method::GET, &format!("/pair/{code}"), Bytes::new()).await
-            }),
-        )
-        .with_state(upstream.to_string());
-    serve(router).await
-}
 
 #[test]
 fn original_protocol_relay_pairs_only_the_tagged_joiner() {

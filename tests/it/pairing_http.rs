@@ -105,7 +105,8 @@ async fn wrong_code_over_http_is_a_mismatch_on_both_sides() {
 
 #[tokio::test]
 async fn original_only_relay_is_detected_and_its_flow_works() {
-    let server = serve(original_router()).await;
+    let upstream = real_relay().await;
+    let server = original_only_proxy(&upstream.url).await;
     let relay = RelayClient::new(&server.url).unwrap();
     assert_eq!(
         host::open_invite(&relay).await.unwrap_err(),
@@ -130,7 +131,8 @@ async fn original_only_relay_is_detected_and_its_flow_works() {
 #[tokio::test]
 async fn a_joiner_falls_back_to_the_original_protocol() {
     // Against an original-only relay, and against a dual relay with an original code.
-    let (original_only, dual) = (serve(original_router()).await, real_relay().await);
+    let (dual, upstream) = (real_relay().await, real_relay().await);
+    let original_only = original_only_proxy(&upstream.url).await;
     for url in [&original_only.url, &dual.url] {
         let relay = RelayClient::new(url).unwrap();
         let payload = OriginalPayload { device_id: device(1), network_id: Some("n".into()), network_secret: None };

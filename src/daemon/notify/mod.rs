@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod run;
 pub mod service;
 pub mod settings;
+pub mod untrusted;
 
 use crate::engine::RestError;
 use crate::root::SyncRoot;

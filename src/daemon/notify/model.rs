@@ -40,11 +40,14 @@ impl Peer {
     }
 
     /// `laptop (ABCDEF1)`, or just the short ID when the name is the short ID.
+    /// The name is the peer's choice: control and invisible characters are escaped (see
+    /// `untrusted`), so that printing it cannot drive the terminal.
     pub fn label(&self) -> String {
+        let id = super::untrusted::short_id(self.short_id());
         if self.name.is_empty() || self.name == self.short_id() {
-            self.short_id().to_string()
+            id
         } else {
-            format!("{} ({})", self.name, self.short_id())
+            format!("{} ({id})", super::untrusted::escaped(&self.name, super::untrusted::MAX_NAME_CHARS))
         }
     }
 }
@@ -108,11 +111,13 @@ impl BotsyncEvent {
             BotsyncEvent::File { folder, path, action, size, peer, .. } => {
                 let from = peer.as_ref().map(|p| format!(" from {}", p.label())).unwrap_or_default();
                 let size = size.map(|s| format!(" ({})", human_size(s))).unwrap_or_default();
+                let path = super::untrusted::escaped(path, super::untrusted::MAX_PATH_CHARS);
                 format!("{:<8} {folder}/{path}{size}{from}", action.as_str())
             }
             BotsyncEvent::DeviceConnected { peer, address, .. } => format!("online   {} at {address}", peer.label()),
             BotsyncEvent::DeviceDisconnected { peer, .. } => format!("offline  {}", peer.label()),
             BotsyncEvent::Conflict { folder, path, copy, .. } => {
+                let (path, copy) = (super::untrusted::escaped(path, super::untrusted::MAX_PATH_CHARS), super::untrusted::escaped(copy, super::untrusted::MAX_PATH_CHARS));
                 format!("conflict {folder}/{path}: both versions kept, the other as {folder}/{copy}")
             }
             BotsyncEvent::Paired { peer, .. } => format!("paired   {}", peer.label()),

@@ -1,21 +1,14 @@
-//! Shared by the pairing integration tests: an original-only relay (a server speaking only the
-//! original protocol, which the real relay never is; v2 tests use the real relay, `support::relay`),
-//! and mailbox wrappers that misbehave on purpose.
+//! Shared by the pairing integration tests: an original-only relay (the real relay behind a proxy
+//! that forwards only the original protocol's routes; v2 tests use the real relay directly,
+//! `support::relay`), and mailbox wrappers that misbehave on purpose.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use botsync::device_id::DeviceId;
 use botsync::pairing::mailbox::{Allocation, Mailbox, Slot};
-use botsync::pairing::{MailboxId, MemberInfo, PairingCode, PairingError, PeerInfo};
-use serde_json::json;
+use botsync::pairing::{MailboxId, MemberInfo, PairingError, PeerInfo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -40,39 +33,38 @@ pub async fn serve(router: Router) -> TestServer {
     TestServer { url, task }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
+/// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
+/// everything else, `/v2/*` included, is a bare 404 like any server without those routes.
+pub async fn original_only_proxy(upstream: &str) -> TestServer {
+    use axum::body::Bytes;
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
 
-fn banner() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "service": "botsync-relay", "version": "0.0.0-test" }))
-}
-
-/// An original-only relay: `POST /pair`, `GET /pair/:code` (once), no v2 routes at all.
-pub fn original_router() -> Router {
-    original_routes().route("/", get(|| async { banner() }))
-}
-
-fn original_routes() -> Router {
-    type Pairs = Arc<Mutex<HashMap<String, serde_json::Value>>>;
-    async fn create(State(pairs): State<Pairs>, Json(payload): Json<serde_json::Value>) -> Response {
-        if payload.get("deviceId").and_then(|d| d.as_str()).is_none() {
-            return error(StatusCode::BAD_REQUEST, "deviceId required");
+    async fn forward(upstream: &str, method: Method, path: &str, body: Bytes) -> Response {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, format!("{upstream}{path}"));
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
         }
-        let code = PairingCode::generate(&MailboxId::random()).to_string();
-        pairs.lock().unwrap().insert(code.clone(), payload);
-        (StatusCode::CREATED, Json(json!({ "code": code }))).into_response()
+        let answer = request.send().await.expect("upstream relay answers");
+        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+        let content_type = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = answer.bytes().await.unwrap();
+        (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
     }
-    async fn lookup(State(pairs): State<Pairs>, Path(code): Path<String>) -> Response {
-        match pairs.lock().unwrap().remove(&code) {
-            Some(payload) => Json(payload).into_response(),
-            None => error(StatusCode::NOT_FOUND, "unknown or expired code"),
-        }
-    }
-    Router::new()
-        .route("/pair", post(create))
-        .route("/pair/{code}", get(lookup))
-        .with_state(Pairs::default())
+    let router = axum::Router::new()
+        .route("/", get(|State(up): State<String>| async move { forward(&up, Method::GET, "/", Bytes::new()).await }))
+        .route("/pair", post(|State(up): State<String>, body: Bytes| async move { forward(&up, Method::POST, "/pair", body).await }))
+        .route(
+            "/pair/{code}",
+            get(|State(up): State<String>, UrlPath(code): UrlPath<String>| async move {
+                forward(&up, Method::GET, &format!("/pair/{code}"), Bytes::new()).await
+            }),
+        )
+        .with_state(upstream.to_string());
+    serve(router).await
 }
 
 pub fn device(n: u8) -> DeviceId {
