@@ -71,6 +71,8 @@ pub const ENDPOINTS: &[Row] = &[
     Row { uses: "/rest/system/resume", v1: src(API, "\"/rest/system/resume\""), v2: src(API, "\"/rest/system/resume\"") },
     Row { uses: "/rest/stats/device", v1: src(API, "\"/rest/stats/device\""), v2: src(API, "\"/rest/stats/device\"") },
     Row { uses: "/rest/config/options", v1: src(API, "\"/rest/config/options\""), v2: src(API, "\"/rest/config/options\"") },
+    Row { uses: "/rest/config", v1: src(API, "registerConfig(\"/rest/config\")"), v2: src(API, "registerConfig(\"/rest/config\")") },
+    Row { uses: "/rest/config/gui", v1: src(API, "registerGUI(\"/rest/config/gui\")"), v2: src(API, "registerGUI(\"/rest/config/gui\")") },
     Row { uses: "/rest/config/devices", v1: src(API, "\"/rest/config/devices/:id\""), v2: src(API, "\"/rest/config/devices/:id\"") },
     Row { uses: "/rest/config/folders", v1: src(API, "\"/rest/config/folders/:id\""), v2: src(API, "\"/rest/config/folders/:id\"") },
     Row {
@@ -127,6 +129,8 @@ pub const FIELDS: &[Row] = &[
         v2: src("lib/config/observed.go", "json:\"address\""),
     },
     Row { uses: "/rest/config/restart-required requiresRestart", v1: src("lib/api/confighandler.go", "\"requiresRestart\""), v2: src("lib/api/confighandler.go", "\"requiresRestart\"") },
+    Row { uses: "/rest/config remoteIgnoredDevices", v1: src("lib/config/config.go", "remoteIgnoredDevices"), v2: src("lib/config/config.go", "json:\"remoteIgnoredDevices\"") },
+    Row { uses: "/rest/config/gui user password", v1: src("lib/config/guiconfiguration.go", "Password"), v2: src("lib/config/guiconfiguration.go", "json:\"password\"") },
     Row { uses: "/rest/config/devices deviceID", v1: src("lib/config/deviceconfiguration.go", "DeviceConfiguration"), v2: src(DEVICE_V2, "json:\"deviceID\"") },
     Row { uses: "/rest/config/devices introducer", v1: src("lib/config/deviceconfiguration.go", "Introducer"), v2: src(DEVICE_V2, "json:\"introducer\"") },
     Row { uses: "/rest/config/devices paused", v1: src("lib/config/deviceconfiguration.go", "Paused"), v2: src(DEVICE_V2, "json:\"paused\"") },
@@ -147,6 +151,7 @@ pub fn v1_file(tag: &str, file: &'static str) -> &'static str {
         ("v1.19.2", "lib/config/deviceconfiguration.go") => DEVICE_V1,
         ("v1.19.2", "lib/config/folderconfiguration.go") => FOLDER_V1,
         ("v1.19.2", "lib/config/observed.go") => "lib/config/observed.pb.go",
+        ("v1.19.2", "lib/config/config.go") => "lib/config/config.pb.go",
         _ => file,
     }
 }
