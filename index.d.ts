@@ -160,6 +160,11 @@ export interface InitOptions {
   relay?: string
   /** Make an offline pairing code instead of using a relay. */
   offline?: boolean
+  /**
+   * Make an original-protocol code, for a relay that speaks only that protocol (its relay sees
+   * the whole code). Refused when the relay speaks v2.
+   */
+  original?: boolean
   /** Resolve only once the other machine has paired (or the code expired). */
   wait?: boolean
 }
@@ -200,6 +205,11 @@ export interface InviteOptions {
   /** Make an offline code (device ID, addresses and a secret) instead of using a relay. */
   offline?: boolean
   /**
+   * Make an original-protocol code, for a relay that speaks only that protocol (its relay sees
+   * the whole code). Refused when the relay speaks v2.
+   */
+  original?: boolean
+  /**
    * Resolve only once the other machine has paired (or the code expired). The background
    * process completes the pairing either way.
    */
@@ -216,8 +226,8 @@ export interface InviteReport {
   /** This machine's Syncthing device ID. */
   deviceId: string
   /**
-   * `relay` (authenticated exchange), `original` (a relay speaking only the original protocol)
-   * or `offline` (no relay).
+   * `relay` (authenticated exchange), `original` (the original protocol, asked for with
+   * `original`: the relay sees the whole code) or `offline` (no relay).
    */
   kind: string
   relay?: string
@@ -243,6 +253,11 @@ export interface JoinOptions {
   relay?: string
   /** Give up after this many seconds [default: 60]. */
   timeoutSeconds?: number
+  /**
+   * The code is an original-protocol code (made with `--original`): its relay sees the whole
+   * code. Refused when the relay speaks v2.
+   */
+  original?: boolean
 }
 
 export interface JoinReport {

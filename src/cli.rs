@@ -80,6 +80,9 @@ pub struct InitArgs {
     /// Print an offline code (device ID, addresses, secret) instead of using a relay
     #[arg(long)]
     pub offline: bool,
+    /// Use the original botsync protocol, for a relay that speaks only that (its relay sees the whole code; refused with a v2 relay)
+    #[arg(long, conflicts_with = "offline")]
+    pub original: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +99,9 @@ pub struct JoinArgs {
     /// Give up after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// The code is an original-protocol code (made with --original; its relay sees the whole code; refused with a v2 relay)
+    #[arg(long)]
+    pub original: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +115,9 @@ pub struct InviteArgs {
     /// Print an offline code (device ID, addresses, secret) instead of using a relay
     #[arg(long)]
     pub offline: bool,
+    /// Use the original botsync protocol, for a relay that speaks only that (its relay sees the whole code; refused with a v2 relay)
+    #[arg(long, conflicts_with = "offline")]
+    pub original: bool,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +226,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 network: args.network,
                 relay: args.relay,
                 offline: Some(args.offline),
+                original: Some(args.original),
                 wait: None,
             };
             let report = commands::init::run(&options).await?;
@@ -230,6 +240,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 network: args.network,
                 relay: args.relay,
                 timeout_seconds: Some(args.timeout.try_into().unwrap_or(u32::MAX)),
+                original: Some(args.original),
             };
             Ok(render(commands::join::run(&options).await?))
         }
@@ -238,6 +249,7 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 root: root.root.clone(),
                 relay: args.relay,
                 offline: Some(args.offline),
+                original: Some(args.original),
                 wait: None,
             };
             let report = commands::invite::run(&options).await?;

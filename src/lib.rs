@@ -5,8 +5,9 @@
 //! - `cli` and `node` (the JS binding) parse a request and hand it to
 //! - `commands`, one module per command, which compose the core layers:
 //! - `engine` (a private Syncthing; `engine::RestClient` is the only way anything talks to its REST
-//!   API, `engine::events::EventStream` follows its events), `pairing` (codes, the PAKE exchange
-//!   and the relay client), `relay` (the rendezvous server) and `daemon` (the background process:
+//!   API, `engine::events::EventStream` follows its events), `pairing` (codes, `pairing::wire`
+//!   which `relay` shares, the PAKE exchange and the relay client), `relay` (the rendezvous
+//!   server) and `daemon` (the background process:
 //!   pairing completion, notifications, fast scans);
 //! - the leaves every layer may use: `root`, `state_file`, `device_id`, `net`, `clock` and
 //!   `error_code` (the stable `BOTSYNC_*` codes).

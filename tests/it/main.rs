@@ -33,12 +33,15 @@ mod notify_service;
 mod notify_stream;
 mod notify_wait;
 
+mod pairing_attacks;
+mod pairing_daemon_restart;
 mod pairing_e2e;
 mod pairing_exchange;
 mod pairing_fuzz;
 mod pairing_http;
 
 mod relay_api;
+mod relay_caps;
 mod relay_hardening;
 mod relay_load;
 mod relay_redis;

@@ -70,6 +70,7 @@ fn a_file_from_the_peer_reaches_openclaw_and_the_event_feed() {
                 network: Some("direct".into()),
                 relay: Some(relay.url()),
                 timeout_seconds: Some(60),
+                ..Default::default()
             })
             .await
             .expect("join B");

@@ -292,7 +292,7 @@ fn another_local_user_gets_nothing_from_the_gui_the_state_files_or_argv() {
         let xml = ConfigXml::load(&a.join(".botsync/syncthing/config.xml")).unwrap();
         assert!(xml.has_gui_login(), "config.xml has a GUI user and password");
         let text = std::fs::read_to_string(a.join(".botsync/syncthing/config.xml")).unwrap();
-        assert!(text.contains("<password>$2a$10$"), "the password is a bcrypt hash");
+        assert!(text.contains("<password>$2a$"), "the password is a bcrypt hash");
         std::fs::write(a.join("shared/secret.txt"), b"for members only").unwrap();
         let port = engine(&a).gui_port();
         let attempts = intruder.run(json!({ "mode": "http", "port": port }));

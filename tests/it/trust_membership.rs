@@ -66,7 +66,8 @@ fn a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed()
         assert_eq!(joined.json["peer"]["deviceId"], b_id.as_str());
 
         // A member added through any member reaches every member, without introducers.
-        wait_until(Duration::from_secs(60), "A configures C from the member list", || configured(&a).contains(&c_id));
+        let reached = wait_until(Duration::from_secs(60), "A configures C from the member list", || configured(&a).contains(&c_id));
+        eprintln!("C joined through B; A configured C {reached:?} after the join returned");
         wait_until(Duration::from_secs(60), "everyone is connected to everyone", || {
             [&a, &b, &c].iter().all(|root| {
                 let report = status(root);
@@ -110,7 +111,8 @@ fn a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed()
         assert_eq!(removed.status, 0, "{removed:?}");
         assert_eq!(removed.json["deviceId"], c_id.as_str());
         assert!(!configured(&a).contains(&c_id), "dropped on A by the command itself");
-        wait_until(Duration::from_secs(60), "B drops C", || !configured(&b).contains(&c_id));
+        let dropped = wait_until(Duration::from_secs(60), "B drops C", || !configured(&b).contains(&c_id));
+        eprintln!("removed on A; B dropped C {dropped:?} after `remove` returned");
         for root in [&a, &b] {
             wait_until(Duration::from_secs(20), "C is on the ignore list", || ignored(root).contains(&c_id));
         }
@@ -130,7 +132,8 @@ fn a_removed_member_is_gone_everywhere_stays_out_and_returns_only_when_allowed()
         // Re-introduction: B configures C again (as a pairing path or an old introducer would);
         // B's own reconciliation takes it out again.
         block_on(engine(&b).rest().add_device(&c_id.parse().unwrap(), "C again", &["tcp://127.0.0.1:1".into()])).unwrap();
-        wait_until(Duration::from_secs(60), "B drops the re-added C", || !configured(&b).contains(&c_id) && ignored(&b).contains(&c_id));
+        let undone = wait_until(Duration::from_secs(60), "B drops the re-added C", || !configured(&b).contains(&c_id) && ignored(&b).contains(&c_id));
+        eprintln!("re-added on B; dropped again after {undone:?}");
         assert!(!configured(&a).contains(&c_id));
 
         // A fresh code from B: refused, C is not added anywhere.

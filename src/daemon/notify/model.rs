@@ -160,6 +160,23 @@ mod tests {
     }
 
     #[test]
+    fn watch_lines_cannot_drive_the_terminal() {
+        let peer = Peer { device_id: "ABCDEFG-XXX".into(), name: "lap\u{1b}[2Jtop\nfake".into() };
+        let event = BotsyncEvent::File {
+            folder: "shared".into(),
+            path: "a\u{1b}]0;owned\u{7}.txt".into(),
+            local_path: "/r/shared/a".into(),
+            action: FileAction::Added,
+            size: None,
+            peer: Some(peer),
+            at: "t".into(),
+        };
+        let line = event.human();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(line, "added    shared/a\\u{1b}]0;owned\\u{7}.txt from lap\\u{1b}[2Jtop\\nfake (ABCDEFG)");
+    }
+
+    #[test]
     fn sizes_read_like_a_file_manager() {
         assert_eq!(human_size(12), "12 B");
         assert_eq!(human_size(200_000), "200.0 KB");

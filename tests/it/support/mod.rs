@@ -3,11 +3,13 @@
 //! it starts can reach beyond loopback, and whatever it leaves running is killed afterwards by the
 //! outer process. The submodules hold the doubles and harnesses: `relay` (the real relay
 //! in-process, a private Redis), `notify` (fake Syncthing REST and OpenClaw endpoints), `pairing`
-//! (an original-only relay and mailboxes that misbehave on purpose), `reliability` (the CLI as a
+//! (the real relay as a client's other end, mailboxes that misbehave on purpose), `lying_relay`
+//! (a server of the tests' own in front of the real relay that records and lies), `reliability` (the CLI as a
 //! child process, paired roots), `watcher` (two raw Syncthings configured through REST).
 
 #![allow(dead_code)]
 
+pub mod lying_relay;
 pub mod notify;
 pub mod pairing;
 #[macro_use]

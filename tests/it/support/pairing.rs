@@ -1,14 +1,15 @@
-//! Shared by the pairing integration tests: an original-only relay (the real relay behind a proxy
-//! that forwards only the original protocol's routes; v2 tests use the real relay directly,
-//! `support::relay`), and mailbox wrappers that misbehave on purpose.
+//! Shared by the pairing integration tests: the real relay on loopback (as a `RelayClient`'s
+//! other end), an original-only relay (the real relay behind a proxy that forwards only the
+//! original protocol's routes), and mailbox wrappers that misbehave on purpose (a lying relay
+//! as a server is `support::lying_relay`).
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use axum::Router;
 use botsync::device_id::DeviceId;
-use botsync::pairing::mailbox::{Allocation, Mailbox, Slot};
-use botsync::pairing::{MailboxId, MemberInfo, PairingError, PeerInfo};
+use botsync::pairing::{AccessToken, Allocation, MailboxId, Mailbox, MemberInfo, PairingError, PeerInfo, RelayClient, Slot};
+use botsync::relay::{MemoryStore, RateLimits, RelayConfig, RunningRelay};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -31,6 +32,40 @@ pub async fn serve(router: Router) -> TestServer {
         axum::serve(listener, router).await.unwrap();
     });
     TestServer { url, task }
+}
+
+/// The real relay (memory store, no rate limits: all test traffic is one address) on loopback.
+pub struct Relay {
+    pub url: String,
+    pub store: MemoryStore,
+    _running: RunningRelay,
+}
+
+impl Relay {
+    pub async fn start() -> Relay {
+        Self::with_config(unlimited()).await
+    }
+
+    pub async fn with_config(config: RelayConfig) -> Relay {
+        let store = MemoryStore::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = botsync::relay::serve(listener, store.clone(), config).unwrap();
+        Relay { url: running.url(), store, _running: running }
+    }
+
+    pub fn client(&self) -> RelayClient {
+        RelayClient::new(&self.url).unwrap()
+    }
+
+    /// Mailboxes alive on the relay right now.
+    pub fn live_mailboxes(&self) -> usize {
+        self.store.dump().iter().filter(|(k, _)| k.starts_with("mb:") && k.matches(':').count() == 1).count()
+    }
+}
+
+/// Relay defaults without rate limits.
+pub fn unlimited() -> RelayConfig {
+    RelayConfig { limits: RateLimits::unlimited(), ..RelayConfig::default() }
 }
 
 /// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
@@ -97,19 +132,19 @@ impl<M: Mailbox> Mailbox for Tamper<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         let mut data = data.to_vec();
         if slot == self.slot && !data.is_empty() {
             let middle = data.len() / 2;
             data[middle] ^= 0x01;
         }
-        self.inner.put(mailbox, slot, &data).await
+        self.inner.put(mailbox, slot, token, &data).await
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
-        self.inner.get(mailbox, slot, wait).await
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
 
@@ -133,20 +168,20 @@ impl<M: Mailbox> Mailbox for RaceGuests<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         if slot != Slot::GuestPake {
-            return self.inner.put(mailbox, slot, data).await;
+            return self.inner.put(mailbox, slot, token, data).await;
         }
         self.ready.wait().await;
-        let result = self.inner.put(mailbox, slot, data).await;
+        let result = self.inner.put(mailbox, slot, token, data).await;
         self.written.wait().await;
         result
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
-        self.inner.get(mailbox, slot, wait).await
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
 
@@ -162,18 +197,18 @@ impl<M: Mailbox> Mailbox for Flaky<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
-        self.inner.put(mailbox, slot, data).await
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
+        self.inner.put(mailbox, slot, token, data).await
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
         use std::sync::atomic::Ordering;
         let left = self.failures.load(Ordering::SeqCst);
         if slot == self.slot && left > 0 && self.failures.compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             return Err(PairingError::RelayUnreachable { url: "flaky".into(), reason: "blip".into() });
         }
-        self.inner.get(mailbox, slot, wait).await
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }

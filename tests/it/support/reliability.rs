@@ -188,6 +188,7 @@ pub fn join_options(root: &Path, relay: &str, code: &str) -> JoinOptions {
         network: Some("direct".into()),
         relay: Some(relay.to_string()),
         timeout_seconds: Some(60),
+        ..Default::default()
     }
 }
 
