@@ -234,6 +234,8 @@ pub async fn run(argv: Vec<String>) -> i32 {
         Err(e) => return print_parse_outcome(e, wants_json),
     };
     let json = cli.json;
+    // Progress and warnings while obtaining Syncthing: JSON lines on stderr for agents.
+    crate::engine::binary::set_json_lines(json);
     if matches!(cli.command, Command::Mcp) {
         // stdout belongs to the protocol: nothing else may be printed there, errors included.
         let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };

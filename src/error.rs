@@ -126,9 +126,8 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::SyncthingTooOld { .. }
         | EngineError::SyncthingNotFound { .. }
         | EngineError::DownloadFailed { .. } => ErrorCode::SyncthingUnavailable,
-        EngineError::ChecksumMissing { .. } | EngineError::ChecksumMismatch { .. } | EngineError::Unpack { .. } => {
-            ErrorCode::DownloadRejected
-        }
+        EngineError::SignatureInvalid { .. } | EngineError::Unpack { .. } => ErrorCode::DownloadRejected,
+        EngineError::SyncthingUnknownCli { .. } | EngineError::SyncthingDowngrade { .. } => ErrorCode::SyncthingUnavailable,
         EngineError::ApiPortTaken { .. } | EngineError::ListenPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
         EngineError::FromEnvVar(_)
         | EngineError::Generate(_)

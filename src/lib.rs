@@ -28,6 +28,7 @@ pub mod folder_path;
 pub mod mcp;
 pub mod net;
 pub mod pairing;
+pub mod platform;
 pub mod relay;
 pub mod root;
 pub mod state_file;

@@ -46,12 +46,6 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
     result.map_err(fail)
 }
 
-/// Opens (creating, 0600) a lock file for `flock`, without truncating it.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)
-}
-
 fn open_private(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)

@@ -1,4 +1,4 @@
-//! Secrets that must not travel in argv: `/proc/<pid>/cmdline` is readable by every local user,
+//! Secrets that must not travel in argv: any local user can read a process's arguments (`ps`),
 //! so a pairing code given as `botsync join <code>` can be read by anyone on the machine while the
 //! join runs. Agents (and careful people) pass it on stdin (`botsync join -`) or in
 //! `BOTSYNC_CODE`, and the relay's Redis URL (which carries its password) in

@@ -3,11 +3,12 @@
 //! A root's Syncthing lives in `<root>/.botsync/syncthing` (its "home"). `Engine::init` creates and
 //! configures it (config.xml is edited once, before the first start); afterwards every setting goes
 //! through `RestClient`. `Engine::start` / `Engine::stop` are idempotent and only ever touch
-//! processes that /proc confirms are this root's Syncthing.
+//! processes that the OS confirms are this root's Syncthing (see `crate::platform`).
 
 pub mod api_key;
 pub mod binary;
 pub mod config_xml;
+pub mod conformance;
 pub mod events;
 pub mod gui_login;
 pub mod ignores;
@@ -22,7 +23,7 @@ pub mod versioning;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -72,10 +73,10 @@ pub enum EngineError {
     SyncthingNotFound { reason: String, rejected: Vec<String> },
     #[error("downloading {url} failed: {reason}")]
     DownloadFailed { url: String, reason: String },
-    #[error("{url} lists no SHA-256 for {file}; refusing to install an unverified download")]
-    ChecksumMissing { url: String, file: String },
-    #[error("{file} failed its SHA-256 check (expected {expected}, got {actual}); nothing was installed")]
-    ChecksumMismatch { file: String, expected: String, actual: String },
+    #[error("{file} failed Syncthing's release signature check ({reason}); nothing was installed")]
+    SignatureInvalid { file: String, reason: String },
+    #[error("Syncthing {version} at {} is newer than botsync knows and lacks what botsync uses ({missing}); install Syncthing 1.19–2.x or set BOTSYNC_SYNCTHING to one", .path.display())]
+    SyncthingUnknownCli { path: PathBuf, version: SyncthingVersion, missing: String },
     #[error("cannot unpack {}: {reason}", .file.display())]
     Unpack { file: PathBuf, reason: String },
     #[error("`syncthing generate` failed: {0}")]
@@ -94,6 +95,8 @@ pub enum EngineError {
     Spawn { binary: PathBuf, source: io::Error },
     #[error("Syncthing exited during startup; its log says: {log_tail}")]
     ExitedDuringStart { log_tail: String },
+    #[error("this root's Syncthing database was last used by Syncthing {used}, and {found} at {} cannot read it; set BOTSYNC_SYNCTHING to a Syncthing 2.x (or remove the older one from PATH)", .path.display())]
+    SyncthingDowngrade { used: SyncthingVersion, found: SyncthingVersion, path: PathBuf },
     #[error("Syncthing did not answer within {waited_s} s; its log says: {log_tail}")]
     NotReady { waited_s: u64, log_tail: String },
     #[error("could not stop Syncthing processes {pids:?}")]
@@ -323,6 +326,10 @@ impl Engine {
         }
         lock_gui_before_start(&home)?;
         let binary = locator.resolve(Some(&self.state.syncthing)).await?;
+        let used = self.state.syncthing.version;
+        if used.is_v2_or_later() && !binary.version.is_v2_or_later() && home.join(binary::V2_DATABASE).exists() {
+            return Err(EngineError::SyncthingDowngrade { used, found: binary.version, path: binary.path });
+        }
         if binary != self.state.syncthing {
             self.state.syncthing = binary;
             self.state.save(&self.root.config_file())?;
@@ -375,11 +382,21 @@ impl Engine {
     async fn wait_ready(&self, monitor: u32) -> Result<(), EngineError> {
         let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         let home = self.home();
-        let started = Instant::now();
+        let mut started = Instant::now();
+        let mut told = false;
         loop {
             match rest.ping().await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_forbidden() => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
+                // 2.x's first start after 1.x migrates the database, for as long as it takes:
+                // killing it then only makes the next start begin again.
+                Err(RestError::Migrating) => {
+                    if !told {
+                        binary::notice(&RestError::Migrating.to_string());
+                        told = true;
+                    }
+                    started = Instant::now();
+                }
                 Err(_) => {}
             }
             let log = process::log_path(&self.root.state_dir());
@@ -423,15 +440,15 @@ impl Engine {
         }
     }
 
-    /// The monitor from the PID file, or (file missing or damaged) from /proc: the process of
-    /// ours that is not a worker.
+    /// The monitor from the PID file, or (file missing or damaged) the process of ours that is not
+    /// a worker.
     fn live_monitor(&self) -> Option<u32> {
         let home = self.home();
         let recorded = process::read_pid_record(&process::pid_path(&self.root.state_dir())).map(|r| r.monitor);
         if let Some(pid) = recorded.filter(|&pid| process::is_ours(pid, &home)) {
             return Some(pid);
         }
-        process::our_processes(&home, None).into_iter().find(|&pid| !process::is_worker(pid))
+        process::unmonitored_of(&home)
     }
 
     /// The running monitor and worker PIDs (either may be absent).
@@ -585,30 +602,24 @@ fn lock_gui_before_start(home: &Path) -> Result<(), EngineError> {
 /// Serializes `Engine::start` per root with an exclusive lock on `.botsync/engine.lock`, held
 /// until dropped (or until the process dies, however it dies).
 struct StartLock {
-    _file: fs::File,
+    _lock: crate::platform::lock::LockFile,
 }
 
 impl StartLock {
     async fn acquire(state_dir: &Path) -> Result<StartLock, EngineError> {
-        use std::os::fd::AsRawFd;
         let path = state_dir.join("engine.lock");
-        let file = state_file::open_lock_file(&path).map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
-        let started = Instant::now();
-        // SAFETY: flock on a descriptor we own; released when the file closes.
-        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            if started.elapsed() > READY_TIMEOUT {
-                return Err(EngineError::io(
-                    format!("waiting for another start of this root ({} is held)", path.display()),
-                    io::Error::from(io::ErrorKind::TimedOut),
-                ));
-            }
-            tokio::time::sleep(READY_POLL).await;
+        match crate::platform::lock::LockFile::acquire(&path, READY_TIMEOUT).await {
+            Ok(Some(lock)) => Ok(StartLock { _lock: lock }),
+            Ok(None) => Err(EngineError::io(
+                format!("waiting for another start of this root ({} is held)", path.display()),
+                io::Error::from(io::ErrorKind::TimedOut),
+            )),
+            Err(e) => Err(EngineError::io(format!("opening {}", path.display()), e)),
         }
-        Ok(StartLock { _file: file })
     }
 }
 
-/// `process::terminate` off the async threads: it polls /proc for up to 20 s.
+/// `process::terminate` off the async threads: it polls for up to 9 s.
 async fn terminate(pids: Vec<u32>, home: PathBuf) -> Result<(), EngineError> {
     tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
         .await
@@ -724,17 +735,7 @@ fn create_layout(root: &SyncRoot, root_existed: bool, rollback: &mut Rollback) -
 /// `syncthing generate`: Syncthing writes its own key, certificate and a config.xml of the schema
 /// version it understands. Idempotent: an existing key is kept.
 fn generate(binary: &SyncthingBinary, home: &Path) -> Result<(), EngineError> {
-    let mut command = Command::new(&binary.path);
-    command.arg("generate").arg(process::home_arg(home));
-    if !binary.version.is_v2_or_later() {
-        command.arg("--no-default-folder");
-    }
-    let output = command
-        .env("STNODEFAULTFOLDER", "1")
-        .env("STNOUPGRADE", "1")
-        .env_remove("STHOMEDIR")
-        .env_remove("STCONFDIR")
-        .env_remove("STDATADIR")
+    let output = process::generate_command(&binary.path, binary.version, home)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| EngineError::Generate(e.to_string()))?;

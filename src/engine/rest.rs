@@ -33,6 +33,9 @@ pub enum RestError {
     Status { method: String, path: String, status: u16, body: String },
     #[error("unexpected answer from Syncthing's API at {path}: {reason}")]
     Decode { path: String, reason: String },
+    /// 2.x's temporary page while it migrates a 1.x database (see `conformance`).
+    #[error("Syncthing is migrating its database to the 2.x format; wait for it (`botsync status` shows `restarting` until it is done), and do not stop it")]
+    Migrating,
 }
 
 impl RestError {
@@ -144,8 +147,19 @@ impl RestClient {
     }
 
     /// Succeeds when Syncthing answers and accepts our key.
+    /// Answers only when Syncthing's own API does: 2.x serves a plain-text page on the same
+    /// address, to any request and without checking the key, while it migrates its database
+    /// (see `conformance`), so a 200 alone proves nothing.
     pub async fn ping(&self) -> Result<(), RestError> {
-        self.send(Method::GET, "/rest/system/ping", &[], None, self.timeout).await.map(drop)
+        const PATH: &str = "/rest/system/ping";
+        let body = self.send(Method::GET, PATH, &[], None, self.timeout).await?.text().await.unwrap_or_default();
+        if body.starts_with(super::conformance::MIGRATION_BANNER) {
+            return Err(RestError::Migrating);
+        }
+        match serde_json::from_str::<Value>(&body) {
+            Ok(answer) if answer["ping"] == "pong" => Ok(()),
+            _ => Err(RestError::Decode { path: PATH.into(), reason: format!("not Syncthing's answer: {}", body.chars().take(80).collect::<String>()) }),
+        }
     }
 
     /// `GET /rest/events`: the events after `since` of the given types (comma-separated Syncthing

@@ -121,15 +121,11 @@ impl Store {
 
     /// Serializes read-modify-write of the ledger between the CLI and the daemon.
     fn lock(&self) -> Result<LedgerLock, MembershipError> {
-        use std::os::fd::AsRawFd;
         let path = self.root.state_dir().join("membership.lock");
-        let file = state_file::open_lock_file(&path).map_err(|source| MembershipError::Io { context: format!("opening {}", path.display()), source })?;
-        // SAFETY: flock on a descriptor we own; released when the file closes. Held for a file
-        // read and write, never across a network call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(MembershipError::Io { context: format!("locking {}", path.display()), source: io::Error::last_os_error() });
-        }
-        Ok(LedgerLock { _file: file })
+        // Held for a file read and write, never across a network call.
+        let lock = crate::platform::lock::LockFile::acquire_blocking(&path)
+            .map_err(|source| MembershipError::Io { context: format!("locking {}", path.display()), source })?;
+        Ok(LedgerLock { _file: lock })
     }
 
     /// Applies `change` to this machine's ledger under the lock; saves if it changed anything.
@@ -152,7 +148,7 @@ impl Store {
 }
 
 struct LedgerLock {
-    _file: fs::File,
+    _file: crate::platform::lock::LockFile,
 }
 
 /// `<root>/.botsync/members`, the members folder.

@@ -25,8 +25,10 @@ mod contracts_invite_wait;
 mod contracts_no_proxy;
 
 mod engine_bad_input;
+mod engine_conformance_live;
 mod engine_download;
 mod engine_lifecycle;
+mod engine_newer_syncthing;
 
 mod notify_derive;
 mod notify_e2e;
@@ -57,6 +59,8 @@ mod reliability_security;
 
 mod trust_local_user;
 mod trust_membership;
+
+mod versions_pairing;
 
 mod watcher_fs;
 mod watcher_syncthing;
