@@ -5,7 +5,12 @@ use std::path::Path;
 use botsync::commands::{self, init::InitOptions, join::JoinOptions, watch::WaitForSyncOptions};
 use botsync::relay::{Backend, RelayConfig};
 
-pub const SID_SYNCTHING: &str = "/var/cache/botsync/syncthing-sid/x/usr/bin/syncthing";
+/// Debian sid's Syncthing 1.29.x: `BOTSYNC_TEST_SYNCTHING_NEW` (set by `.ci/run` from
+/// `scripts/syncthing-sid.sh`), else where that script caches it by default.
+pub fn sid_syncthing() -> String {
+    std::env::var("BOTSYNC_TEST_SYNCTHING_NEW")
+        .unwrap_or_else(|_| "/var/cache/botsync/syncthing-sid/x/usr/bin/syncthing".into())
+}
 
 /// Pairs `a` (init) and `b` (join) through an in-process relay; returns B's device ID.
 pub async fn pair(a: &Path, b: &Path) -> String {
@@ -42,15 +47,17 @@ pub fn wait_options(root: &Path, path: &str, timeout_ms: u32) -> WaitForSyncOpti
     }
 }
 
-/// Runs `body` like `isolated`, with Debian sid's Syncthing 1.29.5; skipped, saying so, where it
-/// is not unpacked.
+/// Runs `body` like `isolated`, with Debian sid's Syncthing 1.29.x; skipped, saying so, where it
+/// is not unpacked (run `scripts/syncthing-sid.sh`), except in CI, where that is a failure.
 pub fn isolated_with_1_29(name: String, body: fn(&Path)) {
-    if !Path::new(SID_SYNCTHING).exists() {
-        eprintln!("skipped: {SID_SYNCTHING} is not unpacked here");
+    let sid = sid_syncthing();
+    if !Path::new(&sid).exists() {
+        assert!(std::env::var_os("CI").is_none(), "{sid} is missing: CI must run scripts/syncthing-sid.sh first");
+        eprintln!("skipped: {sid} is not unpacked here (scripts/syncthing-sid.sh fetches it)");
         return;
     }
-    super::isolated(name, |scratch| {
-        std::env::set_var("BOTSYNC_SYNCTHING", SID_SYNCTHING);
+    super::isolated(name, move |scratch| {
+        std::env::set_var("BOTSYNC_SYNCTHING", &sid);
         body(scratch)
     });
 }
