@@ -52,6 +52,9 @@ export declare class RelayHandle {
   closed(): Promise<void>
 }
 
+/** Lets a removed machine pair again (it still needs a fresh code). */
+export declare function allow(options: PeerOptions): Promise<MembershipChange>
+
 /** An event in a botsync root. */
 export type BotsyncEvent =
   | { type: 'file'; /** `shared`, `deliverables` or `inbox`. */
@@ -69,6 +72,12 @@ export type BotsyncEvent =
     copy: string; /** Absolute path of the conflict copy on this machine. */
   localCopy: string; at: string }
   | { type: 'paired'; peer: Peer; at: string }
+  | { type: 'delivered'; folder: string; /** Relative to the folder, with `/` separators. */
+    path: string; /** Absolute path on this machine. */
+    localPath: string; peer: Peer; /** Syncthing's version vector of the delivered version (`SHORTID:counter,…`). */
+    version: string; /** The delivered change is a deletion. */
+    deleted: boolean; /** When this machine learned of the delivery (RFC 3339). */
+  at: string }
 
 export interface DaemonStatus {
   running: boolean
@@ -162,6 +171,11 @@ export interface InitOptions {
   relay?: string
   /** Make an offline pairing code instead of using a relay. */
   offline?: boolean
+  /**
+   * Make an original-protocol code, for a relay that speaks only that protocol (its relay sees
+   * the whole code). Refused when the relay speaks v2.
+   */
+  original?: boolean
   /** Resolve only once the other machine has paired (or the code expired). */
   wait?: boolean
 }
@@ -202,6 +216,11 @@ export interface InviteOptions {
   /** Make an offline code (device ID, addresses and a secret) instead of using a relay. */
   offline?: boolean
   /**
+   * Make an original-protocol code, for a relay that speaks only that protocol (its relay sees
+   * the whole code). Refused when the relay speaks v2.
+   */
+  original?: boolean
+  /**
    * Resolve only once the other machine has paired (or the code expired). The background
    * process completes the pairing either way.
    */
@@ -218,8 +237,8 @@ export interface InviteReport {
   /** This machine's Syncthing device ID. */
   deviceId: string
   /**
-   * `relay` (authenticated exchange), `original` (a relay speaking only the original protocol)
-   * or `offline` (no relay).
+   * `relay` (authenticated exchange), `original` (the original protocol, asked for with
+   * `original`: the relay sees the whole code) or `offline` (no relay).
    */
   kind: string
   relay?: string
@@ -245,6 +264,11 @@ export interface JoinOptions {
   relay?: string
   /** Give up after this many seconds [default: 60]. */
   timeoutSeconds?: number
+  /**
+   * The code is an original-protocol code (made with `--original`): its relay sees the whole
+   * code. Refused when the relay speaks v2.
+   */
+  original?: boolean
 }
 
 export interface JoinReport {
@@ -263,6 +287,65 @@ export interface JoinReport {
   pairedMs: number
   /** From the start of `join` to Syncthing reporting the peer connected. */
   connectedMs: number
+}
+
+export interface KeepOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** Days a replaced or deleted file is kept (0: for ever). The default on every root is 30. */
+  days: number
+}
+
+export interface KeepReport {
+  days: number
+  /** Folders whose setting changed. */
+  changed: Array<string>
+}
+
+/** Sets how many days every folder keeps replaced and deleted files (0: for ever; default 30). */
+export declare function keepVersions(options: KeepOptions): Promise<KeepReport>
+
+/** One kept version. */
+export interface KeptVersion {
+  /** When it was replaced or deleted (RFC 3339); what `restore --at` compares with. */
+  versionTime: string
+  /** Its modification time. */
+  modTime: string
+  size: number
+}
+
+/**
+ * Serves the root to an MCP client over this process's stdin/stdout (the same server as
+ * `botsync mcp`); resolves when the client closes stdin. Nothing else may write to stdout
+ * meanwhile.
+ */
+export declare function mcp(options?: RootOptions | undefined | null): Promise<void>
+
+export interface MembershipChange {
+  root: string
+  deviceId: string
+  name: string
+  /** `removed` or `allowed`. */
+  action: string
+  /** When it was recorded (RFC 3339). */
+  at: string
+}
+
+export interface MemberStatus {
+  deviceId: string
+  name: string
+  connected: boolean
+  /** The address of the live connection, when connected. */
+  address?: string
+  /** When it was last connected (RFC 3339), if ever. */
+  lastSeen?: string
+  /**
+   * The member that paired with it; absent for the mesh's first machine and for machines
+   * paired before botsync kept a member list.
+   */
+  addedBy?: PeerRef
+  /** When it joined (RFC 3339). */
+  addedAt: string
 }
 
 export interface NotificationStatus {
@@ -288,6 +371,34 @@ export interface Peer {
   name: string
 }
 
+export interface PeerOptions {
+  /** The machine: its name as `botsync peers` shows it, or its device ID (7 characters or more). */
+  peer: string
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+}
+
+export interface PeerRef {
+  deviceId: string
+  name?: string
+}
+
+/**
+ * The members of this mesh (name, device ID, connection, last seen, who added it) and the
+ * machines removed from it.
+ */
+export declare function peers(options?: RootOptions | undefined | null): Promise<PeersReport>
+
+export interface PeersReport {
+  root: string
+  /** This machine's device ID. */
+  deviceId: string
+  /** The other members. */
+  peers: Array<MemberStatus>
+  /** Machines removed from the mesh (refused until `botsync allow`). */
+  removed: Array<RemovedMember>
+}
+
 export interface PeerStatus {
   deviceId: string
   name: string
@@ -307,7 +418,10 @@ export declare function relay(options?: RelayOptions | undefined | null): Promis
 export interface RelayOptions {
   /** `HOST:PORT` to listen on [default: 127.0.0.1:8787]; port 0 picks a free port. */
   listen?: string
-  /** `redis://…` URL: keep state in Redis so several relay instances share it. */
+  /**
+   * `redis://…` URL: keep state in Redis so several relay instances share it [default:
+   * `$BOTSYNC_RELAY_REDIS`].
+   */
   redis?: string
   /** Key prefix in Redis [default: `botsync:relay:`]. */
   redisPrefix?: string
@@ -325,6 +439,45 @@ export interface RelayOptions {
   slotAccessPerMinute?: number
   /** Count clients by `X-Forwarded-For` (only behind a reverse proxy you run). */
   trustProxy?: boolean
+}
+
+/**
+ * Removes a machine (by name or device ID) from the mesh on every member, for good: it is
+ * dropped and refused until `allow`. Rejects with `BOTSYNC_PEER_UNKNOWN` for a machine that is
+ * not a member and `BOTSYNC_USAGE` for this machine itself, changing nothing.
+ */
+export declare function remove(options: PeerOptions): Promise<MembershipChange>
+
+export interface RemovedMember {
+  deviceId: string
+  name?: string
+  removedBy: PeerRef
+  removedAt: string
+}
+
+/**
+ * Brings back the newest kept version of a file (or the newest at or before `at`); it syncs to
+ * the peers as a new version. Rejects with `BOTSYNC_NOT_FOUND` when no such version is kept.
+ */
+export declare function restore(options: RestoreOptions): Promise<RestoreReport>
+
+export interface RestoreOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** The file: `shared/notes.md`, or absolute inside the root. */
+  path: string
+  /**
+   * Restore the newest version kept at or before this time (RFC 3339, such as
+   * `2026-12-01T07:50:00Z`). Default: the newest version.
+   */
+  at?: string
+}
+
+export interface RestoreReport {
+  path: string
+  localPath: string
+  /** The version brought back. */
+  restored: KeptVersion
 }
 
 /** The option every command shares: which root it acts on. */
@@ -393,17 +546,42 @@ export interface StopReport {
 
 /** What `waitForSync` resolves with. */
 export interface SyncReport {
-  /** Connected peers that have everything. */
+  /** Peers that have everything (with `path`: that hold its current version). */
   peers: Array<string>
   /** Folders checked (Syncthing folder IDs). */
   folders: Array<string>
   waitedMs: number
+  /** With `path`: the path waited for, as `folder/relative`. */
+  path?: string
+  /** With `path`: the version the peers hold (Syncthing's version vector, `SHORTID:counter,…`). */
+  version?: string
+  /** With `path`: whether that version is a deletion. */
+  deleted?: boolean
+}
+
+/** The earlier versions kept of a file that a peer overwrote or deleted, newest first. */
+export declare function versions(options: VersionsOptions): Promise<VersionsReport>
+
+export interface VersionsOptions {
+  /** The sync root. Defaults to `$BOTSYNC_ROOT`, then `~/sync`. */
+  root?: string
+  /** The file: `shared/notes.md`, or absolute inside the root. */
+  path: string
+}
+
+export interface VersionsReport {
+  /** `folder/relative`. */
+  path: string
+  /** Newest first; empty when nothing was kept. */
+  versions: Array<KeptVersion>
 }
 
 /**
  * Resolves when this machine and every connected peer have everything in the shared folders
- * (files written before the call included); rejects with `BOTSYNC_TIMEOUT`, naming what is
- * incomplete, after `timeoutMs` (default 60000).
+ * (files written before the call included); with `path`, when every peer (or those in `peers`)
+ * holds that path's current version, at once if they already do. Rejects with
+ * `BOTSYNC_TIMEOUT`, naming what is missing, after `timeoutMs` (default 60000), and with
+ * `BOTSYNC_NOT_FOUND` for a path that does not exist.
  */
 export declare function waitForSync(options?: WaitForSyncOptions | undefined | null): Promise<SyncReport>
 
@@ -413,4 +591,14 @@ export interface WaitForSyncOptions {
   root?: string
   /** Give up after this many milliseconds (default 60000). */
   timeoutMs?: number
+  /**
+   * Wait for this one path (`deliverables/report.md`, or absolute inside the root) to reach
+   * the peers, by Syncthing's per-file availability. Without it: everything in every folder.
+   */
+  path?: string
+  /**
+   * Peers to wait for, by name or device ID (a prefix will do). Default: every peer the
+   * folder is shared with.
+   */
+  peers?: Array<string>
 }

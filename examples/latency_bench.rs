@@ -241,6 +241,7 @@ impl BotsyncPair {
             relay: Some(relay.url()),
             offline: Some(false),
             wait: None,
+            original: None,
         })
         .await
         .expect("init A");
@@ -250,6 +251,7 @@ impl BotsyncPair {
             network: Some("direct".into()),
             relay: Some(relay.url()),
             timeout_seconds: Some(60),
+            original: None,
         })
         .await
         .expect("join B");

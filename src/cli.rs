@@ -38,7 +38,7 @@ pub enum Command {
     /// Print a new pairing code to add another machine
     Invite(InviteArgs),
     /// Start Syncthing and the background process (after a reboot or `stop`)
-    Start,
+    Start(StartArgs),
     /// Stop Syncthing and the background process
     Stop,
     /// Show engine state, folders and peers
@@ -51,6 +51,64 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print files arriving from peers, connections and conflicts as they happen (one line each; JSON lines with --json)
     Watch,
+    /// Wait until PATH (or, without it, everything) has reached the peers
+    Wait(WaitArgs),
+    /// List the earlier versions kept of a file that a peer overwrote or deleted
+    Versions(PathArgs),
+    /// Bring back an earlier version of a file (it syncs to the peers as a new version)
+    Restore(RestoreArgs),
+    /// Serve the root to an MCP client over stdin/stdout (`{"command":"npx","args":["botsync","mcp"]}`)
+    Mcp,
+    /// List the members of this mesh: name, device ID, connection, last seen, who added it; and removed machines
+    Peers,
+    /// Remove a machine from the mesh on every member, for good (it keeps the files it has)
+    Remove(PeerArgs),
+    /// Let a removed machine pair again (it needs a fresh code)
+    Allow(PeerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Keep files that peers replace or delete for this many days (0: for ever) [default: 30, or what was set before]
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// A file in the root (`shared/notes.md`, absolute, or relative to the current directory inside the root)
+    #[arg(value_name = "PATH")]
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file in the root (`shared/notes.md`, absolute, or relative to the current directory inside the root)
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Restore the newest version kept at or before this time (RFC 3339, e.g. 2026-12-01T07:50:00Z) [default: the newest]
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// A file or directory in the root (`deliverables/report.md`, absolute, or relative to the current directory inside the root)
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    /// Wait for this peer only (name or device ID); repeat for several [default: every peer]
+    #[arg(long = "peer", value_name = "NAME")]
+    pub peers: Vec<String>,
+    /// Give up after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// The machine's name as `botsync peers` shows it, or its device ID (7 characters or more)
+    #[arg(value_name = "NAME|DEVICE-ID")]
+    pub peer: String,
 }
 
 #[derive(Debug, Args)]
@@ -67,12 +125,18 @@ pub struct InitArgs {
     /// Print an offline code (device ID, addresses, secret) instead of using a relay
     #[arg(long)]
     pub offline: bool,
+    /// Use the original botsync protocol, for a relay that speaks only that (its relay sees the whole code; refused with a v2 relay)
+    #[arg(long, conflicts_with = "offline")]
+    pub original: bool,
+    /// Keep files that peers replace or delete for this many days (0: for ever) [default: 30]
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
 }
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The pairing code (5 words) or an offline code
-    #[arg(value_name = "CODE", num_args = 1.., required = true)]
+    /// The pairing code (5 words) or an offline code; `-` reads it from stdin, none reads $BOTSYNC_CODE (argv is visible to every local user)
+    #[arg(value_name = "CODE", num_args = 0..)]
     pub code: Vec<String>,
     /// Network profile for this machine, as for `init`
     #[arg(long, value_name = "PROFILE")]
@@ -83,6 +147,9 @@ pub struct JoinArgs {
     /// Give up after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// The code is an original-protocol code (made with --original; its relay sees the whole code; refused with a v2 relay)
+    #[arg(long)]
+    pub original: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +163,9 @@ pub struct InviteArgs {
     /// Print an offline code (device ID, addresses, secret) instead of using a relay
     #[arg(long)]
     pub offline: bool,
+    /// Use the original botsync protocol, for a relay that speaks only that (its relay sees the whole code; refused with a v2 relay)
+    #[arg(long, conflicts_with = "offline")]
+    pub original: bool,
 }
 
 #[derive(Debug, Args)]
@@ -110,8 +180,8 @@ pub struct RelayArgs {
     /// Address to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
-    /// Keep pairing state in Redis so several relay instances share it
-    #[arg(long, value_name = "URL")]
+    /// Keep pairing state in Redis so several relay instances share it (prefer the env var: argv is visible to every local user)
+    #[arg(long, value_name = "URL", env = "BOTSYNC_RELAY_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
     /// Key prefix in Redis [default: botsync:relay:]
     #[arg(long, value_name = "PREFIX", requires = "redis")]
@@ -164,6 +234,19 @@ pub async fn run(argv: Vec<String>) -> i32 {
         Err(e) => return print_parse_outcome(e, wants_json),
     };
     let json = cli.json;
+    // Progress and warnings while obtaining Syncthing: JSON lines on stderr for agents.
+    crate::engine::binary::set_json_lines(json);
+    if matches!(cli.command, Command::Mcp) {
+        // stdout belongs to the protocol: nothing else may be printed there, errors included.
+        let root = RootOptions { root: cli.root.map(|p| p.display().to_string()) };
+        return match crate::mcp::serve_stdio(&root).await {
+            Ok(()) => exit::OK,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "botsync: {error}");
+                error.exit_code()
+            }
+        };
+    }
     match dispatch(cli).await {
         Ok(report) => {
             print_stdout(if json { &report.json } else { &report.human });
@@ -202,19 +285,22 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 network: args.network,
                 relay: args.relay,
                 offline: Some(args.offline),
+                original: Some(args.original),
                 wait: None,
             };
             let report = commands::init::run(&options).await?;
+            set_keep_days(&root, args.keep_days).await?;
             let invite_id = report.invite.id.clone();
             finish_invite(report, &root, &invite_id, waits_for_peer(json, args.no_wait)).await
         }
         Command::Join(args) => {
             let options = commands::join::JoinOptions {
-                code: args.code.join(" "),
+                code: commands::secret_input::join_code(&args.code)?,
                 root: root.root.clone(),
                 network: args.network,
                 relay: args.relay,
                 timeout_seconds: Some(args.timeout.try_into().unwrap_or(u32::MAX)),
+                original: Some(args.original),
             };
             Ok(render(commands::join::run(&options).await?))
         }
@@ -223,19 +309,55 @@ async fn dispatch(cli: Cli) -> Result<Rendered, Error> {
                 root: root.root.clone(),
                 relay: args.relay,
                 offline: Some(args.offline),
+                original: Some(args.original),
                 wait: None,
             };
             let report = commands::invite::run(&options).await?;
             let invite_id = report.id.clone();
             finish_invite(report, &root, &invite_id, waits_for_peer(json, args.no_wait)).await
         }
-        Command::Start => Ok(render(commands::start::run(&root).await?)),
+        Command::Start(args) => {
+            let report = commands::start::run(&root).await?;
+            set_keep_days(&root, args.keep_days).await?;
+            Ok(render(report))
+        }
+        Command::Versions(args) => {
+            Ok(render(commands::versions::list(&commands::versions::VersionsOptions { root: root.root.clone(), path: args.path }).await?))
+        }
+        Command::Restore(args) => Ok(render(
+            commands::versions::restore(&commands::versions::RestoreOptions { root: root.root.clone(), path: args.path, at: args.at }).await?,
+        )),
         Command::Stop => Ok(render(commands::stop::run(&root).await?)),
         Command::Doctor => Ok(render(commands::doctor::run(&root).await?)),
         Command::Relay(args) => match commands::relay::serve(&args.options(), |started| announce(started, json)).await? {},
         Command::Demo(args) => Ok(render(commands::demo::run(&commands::demo::DemoOptions { keep: Some(args.keep) }).await?)),
         Command::Watch => match commands::watch::run(&root, json, print_stdout).await? {},
+        Command::Mcp => unreachable!("served before dispatch"),
+        Command::Wait(args) => {
+            let options = commands::watch::WaitForSyncOptions {
+                root: root.root.clone(),
+                timeout_ms: Some(u32::try_from(args.timeout.saturating_mul(1000)).unwrap_or(u32::MAX)),
+                path: args.path,
+                peers: Some(args.peers),
+            };
+            Ok(render(commands::wait::run(&options).await?))
+        }
+        Command::Peers => Ok(render(commands::peers::run(&root).await?)),
+        Command::Remove(args) => {
+            Ok(render(commands::remove::remove(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
+        Command::Allow(args) => {
+            Ok(render(commands::remove::allow(&commands::remove::PeerOptions { peer: args.peer, root: root.root.clone() }).await?))
+        }
     }
+}
+
+/// `--keep-days` on `init` and `start`.
+async fn set_keep_days(root: &RootOptions, days: Option<u32>) -> Result<(), Error> {
+    if let Some(days) = days {
+        commands::versions::keep(&commands::versions::KeepOptions { root: root.root.clone(), days }).await?;
+    }
+    Ok(())
 }
 
 /// People at a terminal watch the pairing finish; agents (no TTY, `--json`, `--no-wait`) get the

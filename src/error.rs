@@ -7,6 +7,7 @@
 pub use crate::error_code::{exit, ErrorCode};
 use crate::daemon::notify::NotifyError;
 use crate::daemon::DaemonError;
+use crate::membership::MembershipError;
 use crate::pairing::PairingError;
 use crate::relay::RelayError;
 use crate::engine::{EngineError, RestError};
@@ -29,6 +30,15 @@ pub enum Error {
     State(#[from] StateFileError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PathRefused(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A wait that ran out of time; the message names what is still missing.
+    #[error("{0}")]
+    Timeout(String),
     /// Talking to the root's Syncthing directly (`waitForSync`) found nobody answering.
     #[error("Syncthing is not running for this root ({0}); run `botsync start`")]
     EngineUnreachable(RestError),
@@ -47,6 +57,8 @@ pub enum Error {
     Relay(#[from] RelayError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 impl Error {
@@ -59,6 +71,10 @@ impl Error {
             Error::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
             Error::State(_) => ErrorCode::Io,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::PathRefused(_) => ErrorCode::PathRefused,
+            Error::TooLarge(_) => ErrorCode::TooLarge,
+            Error::Timeout(_) => ErrorCode::Timeout,
             Error::EngineUnreachable(_) => ErrorCode::EngineUnreachable,
             Error::SyncTimeout { .. } => ErrorCode::Timeout,
             Error::Recorded { code, .. } => *code,
@@ -77,6 +93,16 @@ impl Error {
             Error::Relay(RelayError::ListenAddress { .. }) => ErrorCode::Usage,
             Error::Relay(_) => ErrorCode::RelayFailed,
             Error::Engine(engine) => engine_code(engine),
+            Error::Membership(e) => match e {
+                MembershipError::UnknownPeer(_) | MembershipError::NotRemoved(_) => ErrorCode::PeerUnknown,
+                MembershipError::Ambiguous { .. } | MembershipError::IsSelf(_) => ErrorCode::Usage,
+                MembershipError::Removed { .. } => ErrorCode::PeerRemoved,
+                MembershipError::State(StateFileError::Corrupted { .. }) => ErrorCode::StateCorrupted,
+                MembershipError::State(_) | MembershipError::Io { .. } => ErrorCode::Io,
+                MembershipError::Engine(engine) => engine_code(engine),
+                MembershipError::Rest(rest) if rest.is_unreachable() => ErrorCode::EngineUnreachable,
+                MembershipError::Rest(_) => ErrorCode::EngineFailed,
+            },
         }
     }
 
@@ -100,9 +126,8 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::SyncthingTooOld { .. }
         | EngineError::SyncthingNotFound { .. }
         | EngineError::DownloadFailed { .. } => ErrorCode::SyncthingUnavailable,
-        EngineError::ChecksumMissing { .. } | EngineError::ChecksumMismatch { .. } | EngineError::Unpack { .. } => {
-            ErrorCode::DownloadRejected
-        }
+        EngineError::SignatureInvalid { .. } | EngineError::Unpack { .. } => ErrorCode::DownloadRejected,
+        EngineError::SyncthingUnknownCli { .. } | EngineError::SyncthingDowngrade { .. } => ErrorCode::SyncthingUnavailable,
         EngineError::ApiPortTaken { .. } | EngineError::ListenPortTaken { .. } | EngineError::NoFreePort => ErrorCode::PortInUse,
         EngineError::FromEnvVar(_)
         | EngineError::Generate(_)
@@ -112,6 +137,24 @@ fn engine_code(error: &EngineError) -> ErrorCode {
         | EngineError::NotReady { .. }
         | EngineError::StopFailed { .. }
         | EngineError::Rest(_) => ErrorCode::EngineFailed,
+    }
+}
+
+/// A REST call a command makes itself: nobody answering is `BOTSYNC_ENGINE_UNREACHABLE`,
+/// anything else an engine failure.
+impl From<RestError> for Error {
+    fn from(error: RestError) -> Self {
+        if error.is_unreachable() {
+            Error::EngineUnreachable(error)
+        } else {
+            Error::Engine(EngineError::Rest(error))
+        }
+    }
+}
+
+impl From<crate::folder_path::PathRefused> for Error {
+    fn from(refused: crate::folder_path::PathRefused) -> Self {
+        Error::PathRefused(refused.0)
     }
 }
 

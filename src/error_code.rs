@@ -35,6 +35,16 @@ pub enum ErrorCode {
     EngineFailed,
     /// botsync's background process is missing or failed to start or stop.
     DaemonFailed,
+    /// The path (or the version of it asked for) does not exist.
+    NotFound,
+    /// A path outside its folder, or into botsync's or Syncthing's private directories.
+    PathRefused,
+    /// Content over a size cap.
+    TooLarge,
+    /// `remove`/`allow` named no member (or no removed machine) of the mesh.
+    PeerUnknown,
+    /// The machine was removed from the mesh and is refused until a member allows it again.
+    PeerRemoved,
 }
 
 impl ErrorCode {
@@ -63,12 +73,17 @@ impl ErrorCode {
             ErrorCode::PortInUse => "BOTSYNC_PORT_IN_USE",
             ErrorCode::EngineFailed => "BOTSYNC_ENGINE_FAILED",
             ErrorCode::DaemonFailed => "BOTSYNC_DAEMON_FAILED",
+            ErrorCode::NotFound => "BOTSYNC_NOT_FOUND",
+            ErrorCode::PathRefused => "BOTSYNC_PATH_REFUSED",
+            ErrorCode::TooLarge => "BOTSYNC_TOO_LARGE",
+            ErrorCode::PeerUnknown => "BOTSYNC_PEER_UNKNOWN",
+            ErrorCode::PeerRemoved => "BOTSYNC_PEER_REMOVED",
         }
     }
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::Usage,
         ErrorCode::NotInitialized,
         ErrorCode::InvalidRoot,
@@ -92,6 +107,11 @@ impl ErrorCode {
         ErrorCode::PortInUse,
         ErrorCode::EngineFailed,
         ErrorCode::DaemonFailed,
+        ErrorCode::NotFound,
+        ErrorCode::PathRefused,
+        ErrorCode::TooLarge,
+        ErrorCode::PeerUnknown,
+        ErrorCode::PeerRemoved,
     ];
 
     /// The code spelled `text` (`BOTSYNC_CODE_MISMATCH`), as another process recorded it.

@@ -5,8 +5,9 @@
 //! - `cli` and `node` (the JS binding) parse a request and hand it to
 //! - `commands`, one module per command, which compose the core layers:
 //! - `engine` (a private Syncthing; `engine::RestClient` is the only way anything talks to its REST
-//!   API, `engine::events::EventStream` follows its events), `pairing` (codes, the PAKE exchange
-//!   and the relay client), `relay` (the rendezvous server) and `daemon` (the background process:
+//!   API, `engine::events::EventStream` follows its events), `pairing` (codes, `pairing::wire`
+//!   which `relay` shares, the PAKE exchange and the relay client), `relay` (the rendezvous
+//!   server) and `daemon` (the background process:
 //!   pairing completion, notifications, fast scans);
 //! - the leaves every layer may use: `root`, `state_file`, `device_id`, `net`, `clock` and
 //!   `error_code` (the stable `BOTSYNC_*` codes).
@@ -21,9 +22,13 @@ pub mod daemon;
 pub mod device_id;
 pub mod engine;
 pub mod error;
+pub mod membership;
 pub mod error_code;
+pub mod folder_path;
+pub mod mcp;
 pub mod net;
 pub mod pairing;
+pub mod platform;
 pub mod relay;
 pub mod root;
 pub mod state_file;

@@ -141,11 +141,13 @@ pub fn events(options: Option<RootOptions>) -> BotsyncEvents {
 }
 
 /// Resolves when this machine and every connected peer have everything in the shared folders
-/// (files written before the call included); rejects with `BOTSYNC_TIMEOUT`, naming what is
-/// incomplete, after `timeoutMs` (default 60000).
+/// (files written before the call included); with `path`, when every peer (or those in `peers`)
+/// holds that path's current version, at once if they already do. Rejects with
+/// `BOTSYNC_TIMEOUT`, naming what is missing, after `timeoutMs` (default 60000), and with
+/// `BOTSYNC_NOT_FOUND` for a path that does not exist.
 #[napi(ts_return_type = "Promise<SyncReport>")]
 pub async fn wait_for_sync(options: Option<WaitForSyncOptions>) -> Answer<SyncReport> {
-    commands::watch::wait_for_sync(&options.unwrap_or_default()).await.into()
+    commands::wait::run(&options.unwrap_or_default()).await.into()
 }
 
 /// A relay started by `relay()`: its base URL, `close()` to stop it, and `closed()` to wait
@@ -245,4 +247,56 @@ pub async fn stop(options: Option<RootOptions>) -> Answer<StopReport> {
 #[napi(ts_return_type = "Promise<DoctorReport>")]
 pub async fn doctor(options: Option<RootOptions>) -> Answer<DoctorReport> {
     commands::doctor::run(&options.unwrap_or_default()).await.into()
+}
+
+/// The members of this mesh (name, device ID, connection, last seen, who added it) and the
+/// machines removed from it.
+#[napi(ts_return_type = "Promise<PeersReport>")]
+pub async fn peers(options: Option<RootOptions>) -> Answer<commands::peers::PeersReport> {
+    commands::peers::run(&options.unwrap_or_default()).await.into()
+}
+
+/// Removes a machine (by name or device ID) from the mesh on every member, for good: it is
+/// dropped and refused until `allow`. Rejects with `BOTSYNC_PEER_UNKNOWN` for a machine that is
+/// not a member and `BOTSYNC_USAGE` for this machine itself, changing nothing.
+#[napi(ts_return_type = "Promise<MembershipChange>")]
+pub async fn remove(options: commands::remove::PeerOptions) -> Answer<commands::remove::MembershipChange> {
+    commands::remove::remove(&options).await.into()
+}
+
+/// Lets a removed machine pair again (it still needs a fresh code).
+#[napi(ts_return_type = "Promise<MembershipChange>")]
+pub async fn allow(options: commands::remove::PeerOptions) -> Answer<commands::remove::MembershipChange> {
+    commands::remove::allow(&options).await.into()
+}
+
+// ---- Agents: versions and restore (issue 12) ------------------------------------------------
+
+/// The earlier versions kept of a file that a peer overwrote or deleted, newest first.
+#[napi(ts_return_type = "Promise<VersionsReport>")]
+pub async fn versions(options: commands::versions::VersionsOptions) -> Answer<commands::versions::VersionsReport> {
+    commands::versions::list(&options).await.into()
+}
+
+/// Brings back the newest kept version of a file (or the newest at or before `at`); it syncs to
+/// the peers as a new version. Rejects with `BOTSYNC_NOT_FOUND` when no such version is kept.
+#[napi(ts_return_type = "Promise<RestoreReport>")]
+pub async fn restore(options: commands::versions::RestoreOptions) -> Answer<commands::versions::RestoreReport> {
+    commands::versions::restore(&options).await.into()
+}
+
+/// Sets how many days every folder keeps replaced and deleted files (0: for ever; default 30).
+#[napi(ts_return_type = "Promise<KeepReport>")]
+pub async fn keep_versions(options: commands::versions::KeepOptions) -> Answer<commands::versions::KeepReport> {
+    commands::versions::keep(&options).await.into()
+}
+
+// ---- Agents: the MCP server (issue 12) ------------------------------------------------------
+
+/// Serves the root to an MCP client over this process's stdin/stdout (the same server as
+/// `botsync mcp`); resolves when the client closes stdin. Nothing else may write to stdout
+/// meanwhile.
+#[napi(ts_return_type = "Promise<void>")]
+pub async fn mcp(options: Option<RootOptions>) -> Answer<()> {
+    crate::mcp::serve_stdio(&options.unwrap_or_default()).await.into()
 }

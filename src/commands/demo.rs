@@ -97,6 +97,7 @@ async fn pair_and_sync(relay: &str, root_a: &Path, root_b: &Path, started: Insta
         network: Some("direct".into()),
         relay: Some(relay.into()),
         timeout_seconds: Some(60),
+        ..Default::default()
     })
     .await?;
     progress(&format!("machine B: joined, connected to A after {} ms", joined.connected_ms));

@@ -21,6 +21,9 @@ pub struct InitOptions {
     pub relay: Option<String>,
     /// Make an offline pairing code instead of using a relay.
     pub offline: Option<bool>,
+    /// Make an original-protocol code, for a relay that speaks only that protocol (its relay sees
+    /// the whole code). Refused when the relay speaks v2.
+    pub original: Option<bool>,
     /// Resolve only once the other machine has paired (or the code expired).
     pub wait: Option<bool>,
 }
@@ -71,21 +74,23 @@ pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
     crate::daemon::notify::NotifySettings::check_env(&root)?;
     crate::daemon::process::binary()?;
     let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
+    crate::engine::versioning::ensure(&outcome.engine.rest(), None).await?;
     let started = matches!(outcome.start, StartOutcome::Started { .. });
     Ok(EngineReady { engine: outcome.engine, created: outcome.created, started })
 }
 
 pub async fn run(options: &InitOptions) -> Result<InitReport> {
-    if !options.offline.unwrap_or(false) {
-        // A malformed relay URL would only be noticed after the root is set up and running.
-        crate::pairing::RelayClient::new(&super::invite::relay_url(options.relay.as_deref()))?;
-    }
+    // A malformed relay URL or an impossible route would only be noticed after the root is set
+    // up and running.
+    let network = parse_network(options.network.as_deref())?;
+    super::invite::check_route(options.relay.as_deref(), options.offline, options.original, network).await?;
     let EngineReady { engine, created, started } = init_engine(options).await?;
     let daemon = super::start::start_daemon(engine.root()).await?;
     let invite_options = InviteOptions {
         root: options.root.clone(),
         relay: options.relay.clone(),
         offline: options.offline,
+        original: options.original,
         wait: options.wait,
     };
     let invite = super::invite::issue(&engine, &invite_options).await?;

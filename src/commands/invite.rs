@@ -32,6 +32,9 @@ pub struct InviteOptions {
     pub relay: Option<String>,
     /// Make an offline code (device ID, addresses and a secret) instead of using a relay.
     pub offline: Option<bool>,
+    /// Make an original-protocol code, for a relay that speaks only that protocol (its relay sees
+    /// the whole code). Refused when the relay speaks v2.
+    pub original: Option<bool>,
     /// Resolve only once the other machine has paired (or the code expired). The background
     /// process completes the pairing either way.
     pub wait: Option<bool>,
@@ -49,8 +52,8 @@ pub struct InviteReport {
     pub expires_at: String,
     /// This machine's Syncthing device ID.
     pub device_id: String,
-    /// `relay` (authenticated exchange), `original` (a relay speaking only the original protocol)
-    /// or `offline` (no relay).
+    /// `relay` (authenticated exchange), `original` (the original protocol, asked for with
+    /// `original`: the relay sees the whole code) or `offline` (no relay).
     pub kind: String,
     pub relay: Option<String>,
     /// The exact command to run on the other machine.
@@ -81,12 +84,49 @@ pub async fn run(options: &InviteOptions) -> Result<InviteReport> {
     let mut engine = Engine::load(&root)?;
     crate::daemon::notify::NotifySettings::check_env(&root)?;
     crate::daemon::process::binary()?;
-    if !options.offline.unwrap_or(false) {
-        RelayClient::new(&relay_url(options.relay.as_deref()))?;
-    }
+    check_route(options.relay.as_deref(), options.offline, options.original, Some(engine.network())).await?;
     engine.start(&BinaryLocator::from_env()).await?;
     super::start::start_daemon(&root).await?;
     issue(&engine, options).await
+}
+
+/// Refuses, before anything is set up or started, a route that cannot be taken: `offline` with
+/// `original`, a malformed relay URL, `original` with the `direct` profile (`network`, when known),
+/// or `original` with a relay that speaks v2 (the v2 exchange keeps the code from the relay; the
+/// original protocol would hand it over for nothing).
+pub async fn check_route(
+    relay: Option<&str>,
+    offline: Option<bool>,
+    original: Option<bool>,
+    network: Option<NetworkProfile>,
+) -> Result<()> {
+    let (offline, original) = (offline.unwrap_or(false), original.unwrap_or(false));
+    if offline && original {
+        return Err(Error::Usage("--offline and --original are two different kinds of code: pick one".into()));
+    }
+    if original && network == Some(NetworkProfile::Direct) {
+        return Err(original_needs_discovery());
+    }
+    if offline {
+        return Ok(());
+    }
+    let url = relay_url(relay);
+    let client = RelayClient::new(&url)?;
+    if original {
+        refuse_original_on_v2(&client).await?;
+    }
+    Ok(())
+}
+
+/// `--original` only makes sense where v2 is missing.
+pub async fn refuse_original_on_v2(relay: &RelayClient) -> Result<()> {
+    if relay.info().await?.is_some() {
+        return Err(Error::Usage(format!(
+            "--original: the relay at {} speaks v2 pairing, which keeps the code's secret words from the relay; the original protocol would hand it the whole code: drop --original",
+            relay.url()
+        )));
+    }
+    Ok(())
 }
 
 /// Registers a code for this (running) engine and records it for the background process.
@@ -95,16 +135,19 @@ pub async fn issue(engine: &Engine, options: &InviteOptions) -> Result<InviteRep
     let relay = relay_url(options.relay.as_deref());
     let (record, note) = if options.offline.unwrap_or(false) {
         (offline_record(engine), None)
+    } else if options.original.unwrap_or(false) {
+        (original_record(engine, &relay).await?, Some(ORIGINAL_NOTE.to_string()))
     } else {
-        match relay_record(engine, &relay).await {
+        match relay_record(&relay).await {
             Ok(record) => (record, None),
             Err(PairingError::RelayUnreachable { reason, .. }) => {
                 let note = format!("the relay at {relay} is unreachable ({reason}), so this is an offline code");
                 (offline_record(engine), Some(note))
             }
+            // Never the original protocol unasked: its relay would see the whole code.
             Err(PairingError::OriginalOnlyRelay { .. }) => {
                 let note = format!(
-                    "the relay at {relay} speaks only the original protocol, which cannot tell the other machine where to reach this one with discovery off (network profile direct), so this is an offline code"
+                    "the relay at {relay} has no v2 pairing API, so this is an offline code (an original-protocol code would show the relay the whole code; ask for one with --original if you trust this relay)"
                 );
                 (offline_record(engine), Some(note))
             }
@@ -138,30 +181,49 @@ pub async fn issue(engine: &Engine, options: &InviteOptions) -> Result<InviteRep
     Ok(report)
 }
 
-async fn relay_record(engine: &Engine, relay_url: &str) -> Result<InviteRecord, PairingError> {
+/// What every original-protocol code is labelled with, wherever it is shown.
+pub const ORIGINAL_NOTE: &str =
+    "original-protocol code: the relay sees this whole code and could pair itself in its place; use it only with a relay you trust";
+
+async fn relay_record(relay_url: &str) -> Result<InviteRecord, PairingError> {
     let relay = RelayClient::new(relay_url)?;
-    match host::open_invite(&relay).await {
-        Ok(invite) => Ok(InviteRecord {
-            id: invite.code.mailbox().to_string(),
-            kind: InviteKind::Relay { relay: relay_url.to_string(), code: invite.code.to_string() },
-            expires_at_ms: invite.expires_at,
-            status: InviteStatus::Pending,
-        }),
-        // An original code hands the joiner our device ID and nothing else: without discovery
-        // it could never find us. The caller makes an offline code instead.
-        Err(e @ PairingError::OriginalOnlyRelay { .. }) if engine.network() == NetworkProfile::Direct => Err(e),
-        Err(PairingError::OriginalOnlyRelay { .. }) => {
-            let payload = OriginalPayload { device_id: engine.device_id(), network_id: None, network_secret: None };
-            let code = original::create(&relay, &payload).await?;
-            Ok(InviteRecord {
-                id: format!("original-{}", code.as_str().split('-').take(2).collect::<Vec<_>>().join("-")),
-                kind: InviteKind::Original { relay: relay_url.to_string(), code: code.to_string() },
-                expires_at_ms: clock::now_ms() + LOCAL_CODE_LIFETIME.as_millis() as u64,
-                status: InviteStatus::Pending,
-            })
-        }
-        Err(e) => Err(e),
+    let invite = host::open_invite(&relay).await?;
+    Ok(InviteRecord {
+        id: invite.code.mailbox().to_string(),
+        kind: InviteKind::Relay {
+            relay: relay_url.to_string(),
+            code: invite.code.to_string(),
+            host_token: Some(invite.host_token),
+            progress: Box::default(),
+        },
+        expires_at_ms: invite.expires_at,
+        status: InviteStatus::Pending,
+    })
+}
+
+/// An original code hands the joiner our device ID and nothing else: without discovery it could
+/// never find us.
+fn original_needs_discovery() -> Error {
+    Error::Usage(
+        "--original: the original protocol tells the other machine only this device's ID, and the `direct` network profile turns off the discovery it would need to find it: use a v2 relay or an offline code".into(),
+    )
+}
+
+/// An original-protocol code, asked for with `--original` (and `check_route` passed).
+async fn original_record(engine: &Engine, relay_url: &str) -> Result<InviteRecord> {
+    if engine.network() == NetworkProfile::Direct {
+        return Err(original_needs_discovery());
     }
+    let relay = RelayClient::new(relay_url)?;
+    refuse_original_on_v2(&relay).await?;
+    let payload = OriginalPayload { device_id: engine.device_id(), network_id: None, network_secret: None };
+    let code = original::create(&relay, &payload).await?;
+    Ok(InviteRecord {
+        id: format!("original-{}", code.as_str().split('-').take(2).collect::<Vec<_>>().join("-")),
+        kind: InviteKind::Original { relay: relay_url.to_string(), code: code.to_string() },
+        expires_at_ms: clock::now_ms() + LOCAL_CODE_LIFETIME.as_millis() as u64,
+        status: InviteStatus::Pending,
+    })
 }
 
 fn offline_record(engine: &Engine) -> InviteRecord {
@@ -177,11 +239,12 @@ fn offline_record(engine: &Engine) -> InviteRecord {
 }
 
 fn join_command(code: &str, kind: &InviteKind) -> String {
+    let flag = if matches!(kind, InviteKind::Original { .. }) { "--original " } else { "" };
     match kind {
         InviteKind::Relay { relay, .. } | InviteKind::Original { relay, .. } if relay != DEFAULT_RELAY => {
-            format!("npx botsync join {code} --relay {relay}")
+            format!("npx botsync join {flag}{code} --relay {relay}")
         }
-        _ => format!("npx botsync join {code}"),
+        _ => format!("npx botsync join {flag}{code}"),
     }
 }
 
@@ -214,13 +277,17 @@ impl Report for PairedPeer {
 
 impl Report for InviteReport {
     fn human(&self) -> String {
-        let mut lines = vec![
+        let mut lines = Vec::new();
+        if self.kind == "original" {
+            lines.push("ORIGINAL-PROTOCOL CODE (the relay sees all of it)".to_string());
+        }
+        lines.extend([
             "On the other machine, run:".to_string(),
             String::new(),
             format!("  {}", self.join_command),
             String::new(),
             format!("One use, valid until {}.", self.expires_at),
-        ];
+        ]);
         if let Some(note) = &self.note {
             lines.push(format!("Note: {note}"));
         }
@@ -277,9 +344,15 @@ mod tests {
 
     #[test]
     fn join_command_names_a_non_default_relay() {
-        let kind = InviteKind::Relay { relay: "http://127.0.0.1:8787".into(), code: "c".into() };
-        assert_eq!(join_command("c", &kind), "npx botsync join c --relay http://127.0.0.1:8787");
-        let kind = InviteKind::Relay { relay: DEFAULT_RELAY.into(), code: "c".into() };
-        assert_eq!(join_command("c", &kind), "npx botsync join c");
+        let relay = |relay: &str| InviteKind::Relay {
+            relay: relay.into(),
+            code: "c".into(),
+            host_token: None,
+            progress: Box::default(),
+        };
+        assert_eq!(join_command("c", &relay("http://127.0.0.1:8787")), "npx botsync join c --relay http://127.0.0.1:8787");
+        assert_eq!(join_command("c", &relay(DEFAULT_RELAY)), "npx botsync join c");
+        let original = InviteKind::Original { relay: DEFAULT_RELAY.into(), code: "c".into() };
+        assert_eq!(join_command("c", &original), "npx botsync join --original c");
     }
 }

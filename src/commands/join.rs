@@ -19,8 +19,8 @@ use crate::engine::{BinaryLocator, Engine, EngineError, NetworkProfile};
 use crate::error::{Error, Result};
 use crate::pairing::exchange::guest;
 use crate::pairing::name_tag::tagged_name;
-use crate::pairing::original::{self, OriginalCode, OriginalPayload};
-use crate::pairing::{JoinCode, Mailbox, PairingCode, PairingError, RelayClient, Slot};
+use crate::pairing::original::{self, OriginalPayload};
+use crate::pairing::{JoinCode, PairingError, RelayClient};
 use crate::root::{SharedFolder, SyncRoot};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,6 +44,9 @@ pub struct JoinOptions {
     pub relay: Option<String>,
     /// Give up after this many seconds [default: 60].
     pub timeout_seconds: Option<u32>,
+    /// The code is an original-protocol code (made with `--original`): its relay sees the whole
+    /// code. Refused when the relay speaks v2.
+    pub original: Option<bool>,
 }
 
 #[cfg_attr(feature = "node", napi_derive::napi(object))]
@@ -74,33 +77,23 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let timeout = options.timeout_seconds.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_TIMEOUT);
     let deadline = started + timeout;
     // Everything that can be refused without the network or the disk is refused first.
-    let code = JoinCode::parse(&options.code)?;
+    let code = JoinCode::parse(&options.code, options.original.unwrap_or(false))?;
     let network = super::init::parse_network(options.network.as_deref())?;
     let root = SyncRoot::locate(options.root.as_deref().map(std::path::Path::new))?;
     let canonical = match &code {
         JoinCode::Words(words) => words.to_string(),
         JoinCode::Offline(offline) => offline.to_string(),
+        JoinCode::Original(original) => original.to_string(),
     };
     if invites::is_own_code(&root, &canonical) {
         return Err(own_code());
     }
     let relay = RelayClient::new(&relay_url(options.relay.as_deref()))?;
+    if options.original.unwrap_or(false) {
+        super::invite::refuse_original_on_v2(&relay).await?;
+    }
     ready_to_set_up(&root).await?;
-    let route = match &code {
-        JoinCode::Words(words) => match preflight(&relay, words, effective_network(&root, network)?).await? {
-            // The code is claimed before this machine is set up: of several machines racing for
-            // one code, the losers learn "already used" without starting anything.
-            Route::V2 => {
-                let until = std::time::SystemTime::now() + deadline.saturating_duration_since(Instant::now());
-                let claim = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), guest::claim(&relay, words, until))
-                    .await
-                    .map_err(|_| PairingError::Timeout("the inviting machine (is its botsync running?)"))??;
-                Some(Route::Claimed(claim))
-            }
-            other => Some(other),
-        },
-        JoinCode::Offline(_) => None,
-    };
+    let route = preflight(&relay, &code, effective_network(&root, network)?, deadline).await?;
 
     let fresh = FreshRoot::before_init(&root);
     let init = InitOptions { root: options.root.clone(), network: network.map(|n| n.to_string()), ..Default::default() };
@@ -163,10 +156,8 @@ fn own_code() -> Error {
     PairingError::CodeInvalid("this is this machine's own code: run `botsync join` with it on the other machine".into()).into()
 }
 
-/// How a word code pairs, as far as the relay can tell before this machine is set up.
+/// How a relay code pairs, settled before this machine is set up.
 enum Route {
-    /// A v2 mailbox waiting for a guest.
-    V2,
     /// A v2 code this machine has claimed (its SPAKE2 message is in): nobody else can use it.
     Claimed(guest::Claim),
     /// An original-protocol code, already traded for the host's device ID (it works once).
@@ -174,25 +165,31 @@ enum Route {
 }
 
 /// Refuses a dead code before anything is set up on this machine: relay down or not a relay,
-/// code unknown or already used. A code without a v2 mailbox may be an original-protocol code;
-/// it is traded for the host's device ID here, which uses it up, so that an expired code too is
-/// refused before anything exists on disk.
-async fn preflight(relay: &RelayClient, code: &PairingCode, network: NetworkProfile) -> Result<Route> {
-    match relay.get(code.mailbox(), Slot::GuestPake, Duration::ZERO).await {
-        Ok(Some(_)) => Err(PairingError::CodeAlreadyUsed.into()),
-        Ok(None) => Ok(Route::V2),
-        Err(PairingError::CodeExpired | PairingError::OriginalOnlyRelay { .. }) => {
-            let payload = original::lookup(relay, &OriginalCode::from(code)).await?;
+/// code unknown, expired or already used. A v2 code is claimed here (of several machines racing
+/// for one code, the losers learn "already used" without starting anything); only its mailbox
+/// words reach the relay, and a relay answering "unknown" or "no v2 here" ends the join: it is
+/// never a reason to try the original protocol, which would show the relay the whole code. An
+/// original-protocol code is traded for the host's device ID here, which uses it up.
+async fn preflight(relay: &RelayClient, code: &JoinCode, network: NetworkProfile, deadline: Instant) -> Result<Option<Route>> {
+    match code {
+        JoinCode::Words(words) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let claim = tokio::time::timeout(left, guest::claim(relay, words, std::time::SystemTime::now() + left))
+                .await
+                .map_err(|_| PairingError::Timeout("the inviting machine (is its botsync running?)"))??;
+            Ok(Some(Route::Claimed(claim)))
+        }
+        JoinCode::Original(original) => {
             if network == NetworkProfile::Direct {
                 // The original protocol tells us only the host's device ID; with discovery off
                 // neither side could ever find the other.
                 return Err(Error::Usage(
-                    "this code comes from a relay that speaks only the original protocol, whose machines find each other by discovery, which the `direct` network profile turns off: get a new code and join with --network lan or internet, or ask for an offline code (`botsync invite --offline`)".into(),
+                    "an original-protocol code tells this machine only the other's device ID, and the `direct` network profile turns off the discovery it would need to find it: join with --network lan or internet, or ask for an offline code (`botsync invite --offline`)".into(),
                 ));
             }
-            Ok(Route::Original(payload))
+            Ok(Some(Route::Original(original::lookup(relay, original).await?)))
         }
-        Err(e) => Err(e.into()),
+        JoinCode::Offline(_) => Ok(None),
     }
 }
 
@@ -219,32 +216,40 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
             if host.device_id == my_id {
                 return Err(own_code());
             }
+            crate::membership::refuse_removed(engine, &host.device_id)?;
             engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
             for member in host.members.iter().filter(|m| m.device_id != my_id) {
-                engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+                if crate::membership::refuse_removed(engine, &member.device_id).is_ok() {
+                    engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+                }
             }
+            crate::membership::record_host(engine, &host.device_id, &host.name, &host.addresses)?;
             let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
             Ok((peer, "relay", host.members.len() as u32, false))
         }
-        (JoinCode::Words(words), Some(Route::Original(payload))) => {
+        (JoinCode::Original(code), Some(Route::Original(payload))) => {
             if payload.device_id == my_id {
                 return Err(own_code());
             }
-            let tag = original::device_name_tag(&OriginalCode::from(&words), &my_id);
+            crate::membership::refuse_removed(engine, &payload.device_id)?;
+            let tag = original::device_name_tag(&code, &my_id);
             announce_name(engine, &tagged_name(engine.device_name(), &tag)).await?;
             engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
+            crate::membership::record_host(engine, &payload.device_id, UNNAMED_HOST, &[])?;
             Ok((PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true))
         }
         (JoinCode::Offline(offline), _) => {
             if offline.device_id == my_id {
                 return Err(own_code());
             }
+            crate::membership::refuse_removed(engine, &offline.device_id)?;
             announce_name(engine, &tagged_name(engine.device_name(), &offline.device_name_tag(&my_id))).await?;
             engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
+            crate::membership::record_host(engine, &offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses())?;
             Ok((PairedPeer { device_id: offline.device_id.to_string(), name: UNNAMED_HOST.into() }, "offline", 0, true))
         }
-        (JoinCode::Words(_), None | Some(Route::V2)) => {
-            Err(Error::Internal("a word code reached the exchange without a preflight and a claim".into()))
+        (JoinCode::Words(_) | JoinCode::Original(_), _) => {
+            Err(Error::Internal("a relay code reached the exchange without its preflight".into()))
         }
     }
 }

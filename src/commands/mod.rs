@@ -3,14 +3,19 @@
 //! run exactly the same code.
 
 pub mod relay;
+pub mod secret_input;
 pub mod demo;
 pub mod doctor;
 pub mod init;
 pub mod invite;
 pub mod join;
+pub mod peers;
+pub mod remove;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod versions;
+pub mod wait;
 pub mod watch;
 
 use serde::{Deserialize, Serialize};

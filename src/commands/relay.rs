@@ -19,7 +19,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub struct RelayOptions {
     /// `HOST:PORT` to listen on [default: 127.0.0.1:8787]; port 0 picks a free port.
     pub listen: Option<String>,
-    /// `redis://…` URL: keep state in Redis so several relay instances share it.
+    /// `redis://…` URL: keep state in Redis so several relay instances share it [default:
+    /// `$BOTSYNC_RELAY_REDIS`].
     pub redis: Option<String>,
     /// Key prefix in Redis [default: `botsync:relay:`].
     pub redis_prefix: Option<String>,
@@ -45,9 +46,9 @@ impl RelayOptions {
     }
 
     pub fn backend(&self) -> Backend {
-        match &self.redis {
+        match super::secret_input::relay_redis_url(self.redis.as_deref()) {
             Some(url) => Backend::Redis {
-                url: url.clone(),
+                url,
                 key_prefix: self.redis_prefix.clone().unwrap_or_else(|| relay::redis::DEFAULT_KEY_PREFIX.into()),
             },
             None => Backend::Memory,

@@ -28,6 +28,8 @@ pub async fn run(options: &RootOptions) -> Result<StartReport> {
     crate::daemon::notify::NotifySettings::check_env(&root)?;
     crate::daemon::process::binary()?;
     let outcome = engine.start(&BinaryLocator::from_env()).await?;
+    // Roots made before versioning existed get it here.
+    crate::engine::versioning::ensure(&engine.rest(), None).await?;
     let daemon = start_daemon(&root).await?;
     Ok(StartReport {
         root: root.path().display().to_string(),

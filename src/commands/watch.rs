@@ -10,7 +10,7 @@ use crate::daemon::notify::model::human_size;
 use crate::daemon::notify::EventFeed;
 use crate::clock::Millis;
 use crate::device_id::DeviceId;
-use crate::engine::{Engine, RestClient};
+use crate::engine::RestClient;
 use crate::error::{Error, Result};
 use crate::root::SharedFolder;
 
@@ -40,6 +40,12 @@ pub struct WaitForSyncOptions {
     pub root: Option<String>,
     /// Give up after this many milliseconds (default 60000).
     pub timeout_ms: Option<u32>,
+    /// Wait for this one path (`deliverables/report.md`, or absolute inside the root) to reach
+    /// the peers, by Syncthing's per-file availability. Without it: everything in every folder.
+    pub path: Option<String>,
+    /// Peers to wait for, by name or device ID (a prefix will do). Default: every peer the
+    /// folder is shared with.
+    pub peers: Option<Vec<String>>,
 }
 
 /// What `waitForSync` resolves with.
@@ -47,12 +53,18 @@ pub struct WaitForSyncOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
-    /// Connected peers that have everything.
+    /// Peers that have everything (with `path`: that hold its current version).
     pub peers: Vec<String>,
     /// Folders checked (Syncthing folder IDs).
     pub folders: Vec<String>,
     #[cfg_attr(feature = "node", napi(ts_type = "number"))]
     pub waited_ms: Millis,
+    /// With `path`: the path waited for, as `folder/relative`.
+    pub path: Option<String>,
+    /// With `path`: the version the peers hold (Syncthing's version vector, `SHORTID:counter,…`).
+    pub version: Option<String>,
+    /// With `path`: whether that version is a deletion.
+    pub deleted: Option<bool>,
 }
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -60,16 +72,19 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 const CONFIRM_AFTER: Duration = Duration::from_millis(50);
 
 /// Resolves once this machine has what its peers offer and every connected peer has everything
-/// in botsync's folders. Scans the folders first, so files written just before the call count.
+/// in botsync's folders (with `path`: once the peers hold that path's current version, see
+/// `commands::wait`). Scans first, so files written just before the call count.
 pub async fn wait_for_sync(options: &WaitForSyncOptions) -> Result<SyncReport> {
-    let root = RootOptions { root: options.root.clone() }.locate()?;
-    let rest = Engine::load(&root)?.rest();
-    let limit = options.timeout_ms.map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms.into()));
-    wait_on(&rest, limit).await
+    super::wait::run(options).await
 }
 
-/// `wait_for_sync` against any Syncthing.
-pub async fn wait_on(rest: &RestClient, limit: Duration) -> Result<SyncReport> {
+/// The default wait, in milliseconds given or not.
+pub fn wait_limit(timeout_ms: Option<u32>) -> Duration {
+    timeout_ms.map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms.into()))
+}
+
+/// Everything-in-sync against any Syncthing; `only` limits the peers waited for (device IDs).
+pub async fn wait_on(rest: &RestClient, limit: Duration, only: Option<&[String]>) -> Result<SyncReport> {
     let started = Instant::now();
     let deadline = started + limit;
     let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
@@ -116,7 +131,8 @@ pub async fn wait_on(rest: &RestClient, limit: Duration) -> Result<SyncReport> {
                     folder.id
                 ));
             }
-            for device in folder.devices.iter().filter(|d| d.device_id != me) {
+            let wanted = |id: &DeviceId| only.is_none_or(|only| only.iter().any(|o| *o == id.to_string()));
+            for device in folder.devices.iter().filter(|d| d.device_id != me && wanted(&d.device_id)) {
                 any_peer = true;
                 if !connected(&device.device_id) {
                     continue;
@@ -158,6 +174,9 @@ pub async fn wait_on(rest: &RestClient, limit: Duration) -> Result<SyncReport> {
                 peers: peers_in_sync.iter().map(label).collect(),
                 folders: folders.iter().map(|f| f.id.clone()).collect(),
                 waited_ms: Millis::since(started),
+                path: None,
+                version: None,
+                deleted: None,
             });
         }
         confirmed = false;

@@ -16,7 +16,8 @@ use crate::device_id::DeviceId;
 use crate::engine::Engine;
 use crate::pairing::original::{self, OriginalCode};
 use crate::pairing::pake::HostSeed;
-use crate::pairing::{host, MemberInfo, OfflineCode, PairingCode, PairingError, PeerInfo, RelayClient};
+use crate::pairing::exchange::host::Session;
+use crate::pairing::{host, HostProgress, MemberInfo, OfflineCode, PairingCode, PairingError, PeerInfo, RelayClient};
 
 /// How often pending devices are checked while an original-protocol or offline invite is open.
 const TAG_CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -87,17 +88,32 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>, paired: mp
 }
 
 async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &mpsc::Sender<BotsyncEvent>) {
-    let InviteKind::Relay { relay, code } = &record.kind else { return };
+    let InviteKind::Relay { relay, code, host_token, progress } = &record.kind else { return };
     let outcome = async {
         let relay = RelayClient::new(relay)?;
         let code: PairingCode = code.parse()?;
+        let token = host_token.as_ref().ok_or_else(|| {
+            PairingError::PeerProtocol("this invite was recorded by an older botsync without its relay token: make a new one".into())
+        })?;
         let deadline = clock::from_unix_ms(record.expires_at_ms);
         // Derived from a secret only this root has, so a daemon restarted mid-pairing resumes it.
         let seed = HostSeed::derive(engine.state().api_key.expose().as_bytes(), &code);
-        host::complete_resumable(&relay, &code, Some(&seed), deadline, |guest| async move {
+        let session = Session { code: &code, token, seed: Some(&seed), deadline };
+        // Each step is on disk (the invite's record) before it is acted on, so a restarted daemon
+        // answers only the guest message it answered before, with the very bytes it sent.
+        let mut journal = |progress: &HostProgress| {
+            let mut saved = record.clone();
+            if let InviteKind::Relay { progress: slot, .. } = &mut saved.kind {
+                **slot = progress.clone();
+            }
+            invites::save(engine.root(), &saved).map_err(|e| e.to_string())
+        };
+        host::complete_journaled(&relay, session, (**progress).clone(), &mut journal, |guest| async move {
             // No addresses yet: the joiner dials us once it has our answer. Were we to dial first,
             // it would refuse us as an unknown device and Syncthing would back off for seconds.
+            crate::membership::refuse_removed(engine, &guest.device_id).map_err(|e| e.to_string())?;
             engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;
+            crate::membership::record_guest(engine, &guest.device_id, &guest.name, &guest.addresses).map_err(|e| e.to_string())?;
             Ok(my_info(engine, Some(&guest.device_id)))
         })
         .await
@@ -143,7 +159,13 @@ async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>, pair
             proven.then(|| (id, untagged(&device.name)))
         });
         if let Some((id, name)) = verified {
-            let added = engine.add_peer(&id, &name, &[]).await.map_err(|e| PairingError::AcceptFailed(e.to_string()));
+            let added = async {
+                crate::membership::refuse_removed(engine, &id).map_err(|e| e.to_string())?;
+                engine.add_peer(&id, &name, &[]).await.map_err(|e| e.to_string())?;
+                crate::membership::record_guest(engine, &id, &name, &[]).map_err(|e| e.to_string())
+            }
+            .await
+            .map_err(PairingError::AcceptFailed);
             finish(engine, record, added.map(|()| (id, name)), paired).await;
         }
     }

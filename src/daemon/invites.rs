@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pairing::{AccessToken, HostProgress};
 use crate::root::SyncRoot;
 use crate::state_file::{self, StateFileError};
 
@@ -17,8 +18,17 @@ pub const KEEP_AFTER_EXPIRY_MS: u64 = 60 * 60 * 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum InviteKind {
-    /// The v2 exchange (PAKE through a relay mailbox).
-    Relay { relay: String, code: String },
+    /// The v2 exchange (PAKE through a relay mailbox). `host_token` authorizes the host's calls
+    /// on the mailbox; `progress` is what the host saw and sent, so a restarted daemon resends
+    /// the exact reply and refuses another guest message.
+    Relay {
+        relay: String,
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_token: Option<AccessToken>,
+        #[serde(default)]
+        progress: Box<HostProgress>,
+    },
     /// An original-protocol code: the joiner proves the code with its device-name tag.
     Original { relay: String, code: String },
     /// No relay: the code itself carries our device ID, addresses and a secret.
@@ -108,7 +118,12 @@ mod tests {
         let root = SyncRoot::at(dir.path().to_owned()).unwrap();
         let record = InviteRecord {
             id: "abandon-ability".into(),
-            kind: InviteKind::Relay { relay: "http://127.0.0.1:1".into(), code: "abandon-ability-able-about-above".into() },
+            kind: InviteKind::Relay {
+                relay: "http://127.0.0.1:1".into(),
+                code: "abandon-ability-able-about-above".into(),
+                host_token: Some(AccessToken::random()),
+                progress: Box::default(),
+            },
             expires_at_ms: 1,
             status: InviteStatus::Pending,
         };

@@ -5,6 +5,7 @@
 pub mod fast_scan;
 pub mod invite_completion;
 pub mod invites;
+pub mod members;
 pub mod notify;
 pub mod process;
 pub mod scanner;
@@ -62,7 +63,11 @@ pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>, wake: Arc<Noti
         notify::NotifierOptions::default(),
         changed(shutdown.clone()),
     ));
-    tokio::join!(fast_scan::run(&engine, shutdown.clone()), invite_completion::run(engine.clone(), shutdown, paired, wake));
+    tokio::join!(
+        fast_scan::run(&engine, shutdown.clone()),
+        members::run(engine.clone(), shutdown.clone()),
+        invite_completion::run(engine.clone(), shutdown, paired, wake)
+    );
     match notifications.await {
         Ok(Err(e)) => eprintln!("notifications stopped: {e}"),
         Err(e) => eprintln!("notifications task failed: {e}"),

@@ -1,11 +1,11 @@
 //! Starting, finding and stopping a root's background process (`botsync-daemon --root=<root>`).
 //! One per root: the daemon holds an exclusive lock on `<root>/.botsync/daemon.lock` for its
-//! whole life, so of two started at once one exits at once. It is recognized by PID file plus
-//! /proc (alive and started with our `--root=`), never by name.
+//! whole life, and starters take `<root>/.botsync/daemon-start.lock` around "is one running? if
+//! not, spawn one and wait until it holds its lock", so two `start`s at once spawn one daemon,
+//! however the machine schedules them. It is recognized by PID file or lock holder, confirmed by
+//! the OS (alive, `botsync-daemon`, started with our `--root=`), never by name alone.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::DaemonError;
-use crate::engine::process::{alive_with_arg, log_tail, spawn_detached, terminate_marked, DetachedSpawnError};
+use crate::engine::process::{log_tail, spawn_detached, DetachedSpawnError, KILL_GRACE};
+use crate::platform::lock::{self, LockFile};
+use crate::platform::process::{self as platform, Identity, Signal};
 use crate::root::SyncRoot;
 use crate::state_file;
 
@@ -23,6 +25,8 @@ pub const BINARY_NAME: &str = "botsync-daemon";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(10);
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// A daemon that lost the lock race exits right after trying; this bounds the wait for it.
+const LOSER_EXIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct PidRecord {
@@ -41,43 +45,31 @@ pub fn log_file(root: &SyncRoot) -> PathBuf {
     root.state_dir().join("daemon.log")
 }
 
-/// The running daemon's PID, verified against /proc. The PID file is the fast path; when it is
-/// missing, damaged or stale, the holder of the root's lock is looked up in /proc/locks, so a
-/// daemon is never reported gone (and a second one never started) just because its PID file was
-/// lost. (Not "any daemon process of this root": one that just lost the lock race is one too.)
+/// The running daemon's PID, confirmed by the OS. The PID file is the fast path; when it is
+/// missing, damaged or stale, the lock's recorded holder is asked, so a daemon is never reported
+/// gone (and a second one never started) just because its PID file was lost. (Not "any daemon
+/// process of this root": one that just lost the lock race is one too.)
 pub fn running_pid(root: &SyncRoot) -> Option<u32> {
     let marker = root_arg(root);
+    let identity = daemon_identity(&marker);
     let recorded = state_file::read_json::<PidRecord>(&pid_file(root)).ok().flatten().map(|r| r.pid);
-    if let Some(pid) = recorded.filter(|&pid| is_daemon(pid, &marker)) {
+    if let Some(pid) = recorded.filter(|&pid| platform::is(pid, &identity)) {
         return Some(pid);
     }
-    lock_holder(&lock_file(root)).filter(|&pid| is_daemon(pid, &marker))
+    lock::recorded_holder(&lock_file(root)).filter(|&pid| platform::is(pid, &identity))
 }
 
 fn lock_file(root: &SyncRoot) -> PathBuf {
     root.state_dir().join("daemon.lock")
 }
 
-/// The PID holding a flock on `path`, from /proc/locks (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`).
-fn lock_holder(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(path).ok()?;
-    let file_id = format!("{:02x}:{:02x}:{}", libc::major(meta.dev()), libc::minor(meta.dev()), meta.ino());
-    let locks = fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // Lines of blocked waiters carry `->` after the number, shifting the fields.
-        (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&file_id.as_str())).then(|| fields[4].parse().ok()).flatten()
-    })
+fn start_lock_file(root: &SyncRoot) -> PathBuf {
+    root.state_dir().join("daemon-start.lock")
 }
 
 /// A live `botsync-daemon` started for the root `marker` names (not, say, a CLI given `--root=`).
-fn is_daemon(pid: u32, marker: &str) -> bool {
-    alive_with_arg(pid, marker)
-        && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
-            let program = raw.split(|b| *b == 0).next().unwrap_or_default();
-            Path::new(std::ffi::OsStr::from_bytes(program)).file_name() == Some(std::ffi::OsStr::new(BINARY_NAME))
-        })
+fn daemon_identity(marker: &str) -> Identity<'_> {
+    Identity { arg: marker, program: Some(BINARY_NAME) }
 }
 
 /// The daemon executable: `$BOTSYNC_DAEMON_BIN`, else `botsync-daemon` next to the loaded addon
@@ -128,8 +120,20 @@ impl DaemonStart {
     }
 }
 
-/// Starts the daemon unless one runs; returns once it holds its lock (or another one won).
+/// Starts the daemon unless one runs; returns once it holds its lock. Starters queue on the
+/// start lock, so only one of them ever spawns, and none returns while a daemon it spawned is
+/// still deciding whether it won.
 pub async fn ensure_running(root: &SyncRoot) -> Result<DaemonStart, DaemonError> {
+    if let Some(pid) = running_pid(root) {
+        return Ok(DaemonStart::AlreadyRunning(pid));
+    }
+    let start_lock = start_lock_file(root);
+    let io_error = |source| DaemonError::Io { path: start_lock.clone(), source };
+    state_file::create_private_dir(&root.state_dir()).map_err(io_error)?;
+    // Longer than one start can take, so a queued starter sees the outcome of the one before it.
+    let _starting = LockFile::acquire(&start_lock, READY_TIMEOUT + LOSER_EXIT).await.map_err(io_error)?.ok_or_else(|| {
+        DaemonError::DidNotStart { log_tail: format!("another `botsync start` of this root holds {}", start_lock.display()) }
+    })?;
     if let Some(pid) = running_pid(root) {
         return Ok(DaemonStart::AlreadyRunning(pid));
     }
@@ -140,17 +144,29 @@ pub async fn ensure_running(root: &SyncRoot) -> Result<DaemonStart, DaemonError>
     let spawned = spawn_detached(command, &log).map_err(|e| match e {
         DetachedSpawnError::Log(source) | DetachedSpawnError::Spawn(source) => DaemonError::Spawn { binary: binary.clone(), source },
     })?;
+    let marker = root_arg(root);
+    let spawned_identity = Identity::by_arg(&marker);
     let started = Instant::now();
     loop {
         if let Some(pid) = running_pid(root) {
-            return Ok(if pid == spawned { DaemonStart::Started(pid) } else { DaemonStart::AlreadyRunning(pid) });
+            if pid == spawned {
+                return Ok(DaemonStart::Started(pid));
+            }
+            // Another daemon (started by something that does not queue, e.g. by hand) holds the
+            // lock: ours exits at once; wait for that, so we never leave two behind.
+            let exited = platform::wait_gone(&[spawned], &spawned_identity, LOSER_EXIT);
+            if !exited {
+                platform::signal(spawned, &spawned_identity, Signal::Kill);
+            }
+            return Ok(DaemonStart::AlreadyRunning(pid));
         }
-        if started.elapsed() > READY_TIMEOUT || !alive_with_arg(spawned, &root_arg(root)) {
+        if started.elapsed() > READY_TIMEOUT || !platform::is(spawned, &spawned_identity) {
             // It may have lost the lock race to a daemon that is just writing its PID file.
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Some(pid) = running_pid(root) {
                 return Ok(DaemonStart::AlreadyRunning(pid));
             }
+            let _ = platform::terminate(&[spawned], &spawned_identity, STOP_GRACE, KILL_GRACE);
             return Err(DaemonError::DidNotStart { log_tail: log_tail(&log, 3) });
         }
         tokio::time::sleep(POLL).await;
@@ -160,10 +176,7 @@ pub async fn ensure_running(root: &SyncRoot) -> Result<DaemonStart, DaemonError>
 /// Tells the running daemon (if any) to look at the invites folder now.
 pub fn nudge(root: &SyncRoot) {
     if let Some(pid) = running_pid(root) {
-        // SAFETY: kill(2) on the PID `running_pid` just verified to be this root's daemon.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGUSR1);
-        }
+        platform::signal(pid, &daemon_identity(&root_arg(root)), Signal::Nudge);
     }
 }
 
@@ -174,7 +187,7 @@ pub async fn stop(root: &SyncRoot) -> Result<Option<u32>, DaemonError> {
         return Ok(None);
     };
     let marker = root_arg(root);
-    tokio::task::spawn_blocking(move || terminate_marked(&[pid], &marker, STOP_GRACE))
+    tokio::task::spawn_blocking(move || platform::terminate(&[pid], &daemon_identity(&marker), STOP_GRACE, KILL_GRACE))
         .await
         .map_err(|e| DaemonError::StopFailed { pid, reason: e.to_string() })?
         .map_err(|_| DaemonError::StopFailed { pid, reason: "it survived SIGKILL".into() })?;
@@ -184,7 +197,7 @@ pub async fn stop(root: &SyncRoot) -> Result<Option<u32>, DaemonError> {
 
 /// Held by the running daemon: the lock file stays locked until the process ends, however it ends.
 pub struct InstanceLock {
-    _file: File,
+    _lock: LockFile,
     pid_file: PathBuf,
 }
 
@@ -194,17 +207,12 @@ impl InstanceLock {
         let path = lock_file(root);
         let io_error = |source| DaemonError::Io { path: path.clone(), source };
         state_file::create_private_dir(&root.state_dir()).map_err(io_error)?;
-        let file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io_error)?
-        };
-        // SAFETY: flock on a descriptor we own; the lock is released when the file closes.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let Some(lock) = LockFile::try_acquire_as_holder(&path).map_err(io_error)? else {
             return Ok(None);
-        }
+        };
         let pid_file = pid_file(root);
         state_file::write_json(&pid_file, &PidRecord { pid: std::process::id() })?;
-        Ok(Some(InstanceLock { _file: file, pid_file }))
+        Ok(Some(InstanceLock { _lock: lock, pid_file }))
     }
 }
 

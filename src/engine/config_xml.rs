@@ -70,6 +70,19 @@ impl ConfigXml {
         set_text(child_mut(gui, "apikey"), api_key);
     }
 
+    /// Whether Syncthing will ask for a login (a user and a password are both set).
+    pub fn has_gui_login(&self) -> bool {
+        let text = |name: &str| self.doc.get_child("gui").and_then(|g| g.get_child(name)).and_then(|e| e.get_text()).is_some_and(|t| !t.trim().is_empty());
+        text("user") && text("password")
+    }
+
+    /// Sets the GUI/REST login (see `gui_login`); `bcrypt_hash` is what Syncthing compares against.
+    pub fn set_gui_login(&mut self, user: &str, bcrypt_hash: &str) {
+        let gui = child_mut(&mut self.doc, "gui");
+        set_text(child_mut(gui, "user"), user);
+        set_text(child_mut(gui, "password"), bcrypt_hash);
+    }
+
     fn set_own_device_name(&mut self, device_id: &str, name: &str) {
         if let Some(device) = elements_mut(&mut self.doc, "device").find(|d| d.attributes.get("id").map(String::as_str) == Some(device_id)) {
             device.attributes.insert("name".into(), name.into());
@@ -305,6 +318,13 @@ mod tests {
         assert_eq!(xml.folder_attribute("botsync-shared", "path"), Some(root.path().join("shared").display().to_string()));
         assert_eq!(xml.folder_attribute("botsync-shared", "fsWatcherEnabled").as_deref(), Some("true"));
         assert!(xml.peers("SELF").is_empty());
+        assert!(!xml.has_gui_login(), "Syncthing's generated config has no login");
+        let mut xml = xml;
+        xml.set_gui_login("botsync-user", "$2a$10$hash");
+        xml.save().unwrap();
+        let xml = ConfigXml::load(&path).unwrap();
+        assert!(xml.has_gui_login());
+        assert_eq!(xml.gui_address().as_deref(), Some("127.0.0.1:24567"), "the rest of <gui> is kept");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("name=\"host\""));
     }

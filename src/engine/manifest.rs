@@ -23,10 +23,15 @@ Files appear on every paired machine within seconds; nothing goes through a serv
 - Do not edit the same file on two machines at once. When that happens, both versions survive: the\n  newer keeps the name, the other becomes `<name>.sync-conflict-<date>-<time>-<device><ext>` next to it.\n  Look for `*.sync-conflict-*` files, merge them by hand, then delete them.\n\
 - Deleting a file deletes it on every machine.\n\
 - `.botsync/` holds botsync's private state (keys, configuration); it is not synced. Do not edit it.\n\
-- `.stfolder` directories are Syncthing's folder markers; leave them alone.\n\n\
+- `.stfolder` directories are Syncthing's folder markers; leave them alone.\n\
+- Each folder's `.stignore` lists files that never sync (editor swap files, `.DS_Store`,\n  `Thumbs.db`, partial downloads). Add your own patterns there, one per line; it does not sync itself.\n\
+- When a peer overwrites or deletes a file, the previous version is kept for 30 days in the\n  folder's `.stversions/`. List them with `botsync versions <path>`, bring one back with\n  `botsync restore <path> [--at TIME]`. Do not edit `.stversions/` by hand.\n\n\
 ## Commands\n\n\
 `botsync status` (add `--json` for agents) shows peers and whether folders are in sync;\n\
-`botsync invite` prints a code to add a machine; `botsync doctor` checks the setup.\n"
+`botsync wait <path>` returns once every peer holds the current version of that file (a\n\
+delivery receipt; `--peer NAME` for one peer, `--timeout S`); `botsync watch --json` prints\n\
+arrivals and receipts (`delivered`) as they happen; `botsync invite` prints a code to add a\n\
+machine; `botsync doctor` checks the setup. `botsync mcp` serves all of this to MCP clients over stdio.\n"
     )
 }
 

@@ -3,23 +3,27 @@
 //! A root's Syncthing lives in `<root>/.botsync/syncthing` (its "home"). `Engine::init` creates and
 //! configures it (config.xml is edited once, before the first start); afterwards every setting goes
 //! through `RestClient`. `Engine::start` / `Engine::stop` are idempotent and only ever touch
-//! processes that /proc confirms are this root's Syncthing.
+//! processes that the OS confirms are this root's Syncthing (see `crate::platform`).
 
 pub mod api_key;
 pub mod binary;
 pub mod config_xml;
+pub mod conformance;
 pub mod events;
+pub mod gui_login;
+pub mod ignores;
 pub mod manifest;
 pub mod ports;
 pub mod process;
 pub mod profile;
 pub mod rest;
 pub mod state;
+pub mod versioning;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -34,6 +38,7 @@ use crate::device_id::DeviceId;
 use crate::root::{SharedFolder, SyncRoot};
 use crate::state_file::{self, StateFileError};
 use config_xml::{ConfigEdit, ConfigXml};
+use gui_login::GuiLogin;
 use process::PidRecord;
 
 /// How often readiness is polled: fine enough that `init` returns within a poll of Syncthing
@@ -68,10 +73,10 @@ pub enum EngineError {
     SyncthingNotFound { reason: String, rejected: Vec<String> },
     #[error("downloading {url} failed: {reason}")]
     DownloadFailed { url: String, reason: String },
-    #[error("{url} lists no SHA-256 for {file}; refusing to install an unverified download")]
-    ChecksumMissing { url: String, file: String },
-    #[error("{file} failed its SHA-256 check (expected {expected}, got {actual}); nothing was installed")]
-    ChecksumMismatch { file: String, expected: String, actual: String },
+    #[error("{file} failed Syncthing's release signature check ({reason}); nothing was installed")]
+    SignatureInvalid { file: String, reason: String },
+    #[error("Syncthing {version} at {} is newer than botsync knows and lacks what botsync uses ({missing}); install Syncthing 1.19–2.x or set BOTSYNC_SYNCTHING to one", .path.display())]
+    SyncthingUnknownCli { path: PathBuf, version: SyncthingVersion, missing: String },
     #[error("cannot unpack {}: {reason}", .file.display())]
     Unpack { file: PathBuf, reason: String },
     #[error("`syncthing generate` failed: {0}")]
@@ -90,6 +95,8 @@ pub enum EngineError {
     Spawn { binary: PathBuf, source: io::Error },
     #[error("Syncthing exited during startup; its log says: {log_tail}")]
     ExitedDuringStart { log_tail: String },
+    #[error("this root's Syncthing database was last used by Syncthing {used}, and {found} at {} cannot read it; set BOTSYNC_SYNCTHING to a Syncthing 2.x (or remove the older one from PATH)", .path.display())]
+    SyncthingDowngrade { used: SyncthingVersion, found: SyncthingVersion, path: PathBuf },
     #[error("Syncthing did not answer within {waited_s} s; its log says: {log_tail}")]
     NotReady { waited_s: u64, log_tail: String },
     #[error("could not stop Syncthing processes {pids:?}")]
@@ -228,6 +235,9 @@ impl Engine {
         let mut rollback = Rollback::default();
         let result = async {
             create_layout(root, existed, &mut rollback)?;
+            for created in ignores::write_defaults(root)? {
+                rollback.created(created);
+            }
             let home = home_dir(root);
             generate(&binary, &home)?;
             let device_id = device_id_from_cert(&home.join("cert.pem"))?;
@@ -243,6 +253,8 @@ impl Engine {
                 profile: &profile,
                 root,
             })?;
+            let login = GuiLogin::generate();
+            xml.set_gui_login(&login.user, &login.bcrypt_hash());
             xml.save()?;
             let state = EngineState {
                 network,
@@ -288,13 +300,17 @@ impl Engine {
         let _lock = StartLock::acquire(&self.root.state_dir()).await?;
         let home = self.home();
         match self.probe().await {
-            RunState::Running if self.live_monitor().is_some() => return Ok(StartOutcome::AlreadyRunning),
+            RunState::Running if self.live_monitor().is_some() => {
+                self.lock_running_gui().await?;
+                return Ok(StartOutcome::AlreadyRunning);
+            }
             // A worker whose monitor was killed answers, but nothing would restart it after a
             // crash: it is replaced below by a monitored one.
             RunState::Running => {}
             RunState::Restarting => {
                 if let Some(monitor) = self.live_monitor() {
                     self.wait_ready(monitor).await?;
+                    self.lock_running_gui().await?;
                     return Ok(StartOutcome::AlreadyRunning);
                 }
             }
@@ -308,7 +324,12 @@ impl Engine {
         if !home.join("config.xml").is_file() || !home.join("cert.pem").is_file() {
             return Err(EngineError::ConfigMissing(home));
         }
+        lock_gui_before_start(&home)?;
         let binary = locator.resolve(Some(&self.state.syncthing)).await?;
+        let used = self.state.syncthing.version;
+        if used.is_v2_or_later() && !binary.version.is_v2_or_later() && home.join(binary::V2_DATABASE).exists() {
+            return Err(EngineError::SyncthingDowngrade { used, found: binary.version, path: binary.path });
+        }
         if binary != self.state.syncthing {
             self.state.syncthing = binary;
             self.state.save(&self.root.config_file())?;
@@ -346,16 +367,36 @@ impl Engine {
         }
     }
 
+    /// A root set up before botsync locked the GUI, found running: Syncthing takes the login
+    /// through REST (and hashes the password itself), so it is locked without a restart.
+    async fn lock_running_gui(&self) -> Result<(), EngineError> {
+        if ConfigXml::load(&self.home().join("config.xml"))?.has_gui_login() {
+            return Ok(());
+        }
+        let login = GuiLogin::generate();
+        Ok(self.rest().set_gui_login(&login.user, login.expose_password()).await?)
+    }
+
     /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor
     /// exits.
     async fn wait_ready(&self, monitor: u32) -> Result<(), EngineError> {
         let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         let home = self.home();
-        let started = Instant::now();
+        let mut started = Instant::now();
+        let mut told = false;
         loop {
             match rest.ping().await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_forbidden() => return Err(EngineError::ApiPortTaken { port: self.state.gui_port }),
+                // 2.x's first start after 1.x migrates the database, for as long as it takes:
+                // killing it then only makes the next start begin again.
+                Err(RestError::Migrating) => {
+                    if !told {
+                        binary::notice(&RestError::Migrating.to_string());
+                        told = true;
+                    }
+                    started = Instant::now();
+                }
                 Err(_) => {}
             }
             let log = process::log_path(&self.root.state_dir());
@@ -399,15 +440,15 @@ impl Engine {
         }
     }
 
-    /// The monitor from the PID file, or (file missing or damaged) from /proc: the process of
-    /// ours that is not a worker.
+    /// The monitor from the PID file, or (file missing or damaged) the process of ours that is not
+    /// a worker.
     fn live_monitor(&self) -> Option<u32> {
         let home = self.home();
         let recorded = process::read_pid_record(&process::pid_path(&self.root.state_dir())).map(|r| r.monitor);
         if let Some(pid) = recorded.filter(|&pid| process::is_ours(pid, &home)) {
             return Some(pid);
         }
-        process::our_processes(&home, None).into_iter().find(|&pid| !process::is_worker(pid))
+        process::unmonitored_of(&home)
     }
 
     /// The running monitor and worker PIDs (either may be absent).
@@ -474,22 +515,53 @@ impl Engine {
     }
 
     /// Makes `id` a peer: a device at `addresses` (plus discovery where the profile has it) that
-    /// shares all three folders with us. Peers are introducers both ways, so a device added on
-    /// any member reaches every member and the mesh survives the inviter going away. The device
-    /// is added paused and resumed once every folder is shared, so the first connection already
-    /// carries all three folders.
+    /// shares all three folders with us. Never an introducer: which machines belong to the mesh
+    /// is botsync's member list (`membership`), which every member reconciles into its own
+    /// Syncthing, so a device added through any member still reaches every member, and one
+    /// removed stays removed. The device is added paused and resumed once every folder is
+    /// shared, so the first connection already carries all three folders.
     pub async fn add_peer(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
         let rest = self.rest();
         let mut device = rest.device(id).await?.unwrap_or_else(|| rest::DeviceConfig::new(*id));
         device.name = name.to_string();
         device.addresses = self.peer_addresses(addresses);
-        device.other.insert("introducer".into(), serde_json::Value::Bool(true));
+        device.other.insert("introducer".into(), serde_json::Value::Bool(false));
         device.other.insert("paused".into(), serde_json::Value::Bool(true));
         rest.put_device(&device).await?;
-        for folder in SharedFolder::ALL {
-            rest.share_folder(folder.folder_id(), id).await?;
+        self.ensure_members_folder().await?;
+        for folder in SharedFolder::ALL.iter().map(|f| f.folder_id()).chain([MEMBERS_FOLDER_ID]) {
+            rest.share_folder(folder, id).await?;
         }
         Ok(rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await?)
+    }
+
+    /// Configures the members folder (see `membership`) if Syncthing does not have it yet,
+    /// shared with every configured device. It is shared with a new peer in `add_peer` while the
+    /// peer is paused, like the three folders: a folder Syncthing learns of, or restarts for a new
+    /// device, while a peer sends its index makes Syncthing drop that connection.
+    pub async fn ensure_members_folder(&self) -> Result<(), EngineError> {
+        let rest = self.rest();
+        if rest.folder(MEMBERS_FOLDER_ID).await?.is_some() {
+            return Ok(());
+        }
+        let dir = members_dir(&self.root);
+        create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
+        let devices: Vec<serde_json::Value> = std::iter::once(self.state.device_id)
+            .chain(rest.devices().await?.into_iter().map(|d| d.device_id).filter(|id| *id != self.state.device_id))
+            .map(|id| serde_json::json!({ "deviceID": id.to_string() }))
+            .collect();
+        let folder = serde_json::json!({
+            "id": MEMBERS_FOLDER_ID,
+            "label": "botsync members",
+            "path": dir.display().to_string(),
+            "type": "sendreceive",
+            "devices": devices,
+            "fsWatcherEnabled": true,
+            "fsWatcherDelayS": config_xml::FS_WATCHER_DELAY_S,
+            // Each ledger is written whole by one machine; a conflict copy would only be noise.
+            "maxConflicts": 0,
+        });
+        Ok(rest.put_folder(MEMBERS_FOLDER_ID, &folder).await?)
     }
 
     /// Records where a peer can be dialled (for example once it has connected to us).
@@ -515,44 +587,56 @@ impl Engine {
     }
 }
 
+/// Gives a root set up before botsync locked the GUI its login while Syncthing is stopped, so it
+/// never serves an open GUI again (see `gui_login`).
+fn lock_gui_before_start(home: &Path) -> Result<(), EngineError> {
+    let mut xml = ConfigXml::load(&home.join("config.xml"))?;
+    if !xml.has_gui_login() {
+        let login = GuiLogin::generate();
+        xml.set_gui_login(&login.user, &login.bcrypt_hash());
+        xml.save()?;
+    }
+    Ok(())
+}
+
 /// Serializes `Engine::start` per root with an exclusive lock on `.botsync/engine.lock`, held
 /// until dropped (or until the process dies, however it dies).
 struct StartLock {
-    _file: fs::File,
+    _lock: crate::platform::lock::LockFile,
 }
 
 impl StartLock {
     async fn acquire(state_dir: &Path) -> Result<StartLock, EngineError> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = state_dir.join("engine.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
-        let started = Instant::now();
-        // SAFETY: flock on a descriptor we own; released when the file closes.
-        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            if started.elapsed() > READY_TIMEOUT {
-                return Err(EngineError::io(
-                    format!("waiting for another start of this root ({} is held)", path.display()),
-                    io::Error::from(io::ErrorKind::TimedOut),
-                ));
-            }
-            tokio::time::sleep(READY_POLL).await;
+        match crate::platform::lock::LockFile::acquire(&path, READY_TIMEOUT).await {
+            Ok(Some(lock)) => Ok(StartLock { _lock: lock }),
+            Ok(None) => Err(EngineError::io(
+                format!("waiting for another start of this root ({} is held)", path.display()),
+                io::Error::from(io::ErrorKind::TimedOut),
+            )),
+            Err(e) => Err(EngineError::io(format!("opening {}", path.display()), e)),
         }
-        Ok(StartLock { _file: file })
     }
 }
 
-/// `process::terminate` off the async threads: it polls /proc for up to 20 s.
+/// `process::terminate` off the async threads: it polls for up to 9 s.
 async fn terminate(pids: Vec<u32>, home: PathBuf) -> Result<(), EngineError> {
     tokio::task::spawn_blocking(move || process::terminate(&pids, &home))
         .await
         .map_err(|e| EngineError::io("waiting for Syncthing to stop", io::Error::other(e.to_string())))?
+}
+
+/// Syncthing's ID for the folder botsync's member list travels in (`membership`).
+pub const MEMBERS_FOLDER_ID: &str = "botsync-members";
+
+/// `<root>/.botsync/members`: the members folder, private like the rest of `.botsync`.
+pub fn members_dir(root: &SyncRoot) -> PathBuf {
+    root.state_dir().join("members")
+}
+
+/// The members folder and Syncthing's marker in it, 0700.
+pub fn create_members_dir(dir: &Path) -> io::Result<()> {
+    state_file::create_private_dir(&dir.join(".stfolder"))
 }
 
 pub fn home_dir(root: &SyncRoot) -> PathBuf {
@@ -651,17 +735,7 @@ fn create_layout(root: &SyncRoot, root_existed: bool, rollback: &mut Rollback) -
 /// `syncthing generate`: Syncthing writes its own key, certificate and a config.xml of the schema
 /// version it understands. Idempotent: an existing key is kept.
 fn generate(binary: &SyncthingBinary, home: &Path) -> Result<(), EngineError> {
-    let mut command = Command::new(&binary.path);
-    command.arg("generate").arg(process::home_arg(home));
-    if !binary.version.is_v2_or_later() {
-        command.arg("--no-default-folder");
-    }
-    let output = command
-        .env("STNODEFAULTFOLDER", "1")
-        .env("STNOUPGRADE", "1")
-        .env_remove("STHOMEDIR")
-        .env_remove("STCONFDIR")
-        .env_remove("STDATADIR")
+    let output = process::generate_command(&binary.path, binary.version, home)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| EngineError::Generate(e.to_string()))?;

@@ -33,6 +33,9 @@ pub enum RestError {
     Status { method: String, path: String, status: u16, body: String },
     #[error("unexpected answer from Syncthing's API at {path}: {reason}")]
     Decode { path: String, reason: String },
+    /// 2.x's temporary page while it migrates a 1.x database (see `conformance`).
+    #[error("Syncthing is migrating its database to the 2.x format; wait for it (`botsync status` shows `restarting` until it is done), and do not stop it")]
+    Migrating,
 }
 
 impl RestError {
@@ -144,8 +147,19 @@ impl RestClient {
     }
 
     /// Succeeds when Syncthing answers and accepts our key.
+    /// Answers only when Syncthing's own API does: 2.x serves a plain-text page on the same
+    /// address, to any request and without checking the key, while it migrates its database
+    /// (see `conformance`), so a 200 alone proves nothing.
     pub async fn ping(&self) -> Result<(), RestError> {
-        self.send(Method::GET, "/rest/system/ping", &[], None, self.timeout).await.map(drop)
+        const PATH: &str = "/rest/system/ping";
+        let body = self.send(Method::GET, PATH, &[], None, self.timeout).await?.text().await.unwrap_or_default();
+        if body.starts_with(super::conformance::MIGRATION_BANNER) {
+            return Err(RestError::Migrating);
+        }
+        match serde_json::from_str::<Value>(&body) {
+            Ok(answer) if answer["ping"] == "pong" => Ok(()),
+            _ => Err(RestError::Decode { path: PATH.into(), reason: format!("not Syncthing's answer: {}", body.chars().take(80).collect::<String>()) }),
+        }
     }
 
     /// `GET /rest/events`: the events after `since` of the given types (comma-separated Syncthing
@@ -300,6 +314,55 @@ impl RestClient {
             requires_restart: bool,
         }
         Ok(self.get_json::<Answer>("/rest/config/restart-required", &[]).await?.requires_restart)
+    }
+}
+
+// --- Used by trust (GUI login, member list reconciliation). ---
+impl RestClient {
+    /// Sets the GUI/REST login of a running Syncthing; it bcrypt-hashes `password` itself. An
+    /// empty `user` turns the login off (Syncthing keeps a password it is sent empty).
+    pub async fn set_gui_login(&self, user: &str, password: &str) -> Result<(), RestError> {
+        self.patch_json("/rest/config/gui", &serde_json::json!({ "user": user, "password": password })).await
+    }
+
+    /// Puts devices on Syncthing's ignore list (`remoteIgnoredDevices`): their connections are
+    /// refused and they are never listed as pending. Syncthing has no endpoint for the list
+    /// alone, so this is a read-modify-write of the whole configuration, made only when a
+    /// device is missing from the list.
+    pub async fn ignore_devices(&self, devices: &[(DeviceId, String)]) -> Result<(), RestError> {
+        let mut config: Value = self.get_json("/rest/config", &[]).await?;
+        let list = config
+            .as_object_mut()
+            .ok_or_else(|| RestError::Decode { path: "/rest/config".into(), reason: "not an object".into() })?
+            .entry("remoteIgnoredDevices")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Value::Array(list) = list else {
+            return Err(RestError::Decode { path: "/rest/config".into(), reason: "remoteIgnoredDevices is not a list".into() });
+        };
+        let mut changed = false;
+        for (id, name) in devices {
+            let key = id.to_string();
+            if !list.iter().any(|entry| entry["deviceID"].as_str() == Some(key.as_str())) {
+                let time = crate::clock::rfc3339(crate::clock::now_ms());
+                list.push(serde_json::json!({ "deviceID": key, "name": name, "address": "", "time": time }));
+                changed = true;
+            }
+        }
+        if changed {
+            self.put_json("/rest/config", &config).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a folder; fields not in `folder` take Syncthing's folder defaults.
+    pub async fn put_folder(&self, folder_id: &str, folder: &Value) -> Result<(), RestError> {
+        self.put_json(&format!("/rest/config/folders/{folder_id}"), folder).await
+    }
+
+    /// The device IDs on Syncthing's ignore list.
+    pub async fn ignored_devices(&self) -> Result<Vec<String>, RestError> {
+        let config: Value = self.get_json("/rest/config", &[]).await?;
+        Ok(config["remoteIgnoredDevices"].as_array().into_iter().flatten().filter_map(|d| d["deviceID"].as_str().map(str::to_string)).collect())
     }
 }
 
@@ -475,6 +538,124 @@ pub struct PendingDevice {
     /// The peer's source address (its outgoing port, not where it listens).
     #[serde(default)]
     pub address: String,
+}
+
+// ---- Per-file state and versions (agents: delivery receipts, `versions`, `restore`) ----------
+
+impl RestClient {
+    /// `/rest/db/file`: the global and local record of one path and the devices that hold its
+    /// global version. `None` when the path is not in the index (never seen, or a typo). The
+    /// fields used are the same on 1.19 and 1.29 (checked against both).
+    pub async fn db_file(&self, folder_id: &str, file: &str) -> Result<Option<DbFile>, RestError> {
+        match self.get_json("/rest/db/file", &[("folder", folder_id), ("file", file)]).await {
+            Ok(info) => Ok(Some(info)),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /rest/folder/versions`: the kept versions of every path in the folder, by path.
+    pub async fn folder_versions(&self, folder_id: &str) -> Result<HashMap<String, Vec<FileVersion>>, RestError> {
+        let versions: Option<HashMap<String, Vec<FileVersion>>> = self.get_json("/rest/folder/versions", &[("folder", folder_id)]).await?;
+        Ok(versions.unwrap_or_default())
+    }
+
+    /// `POST /rest/folder/versions`: restores `path` to the version kept at `version_time` (as
+    /// listed). Returns Syncthing's per-path error, if it reported one.
+    pub async fn restore_version(&self, folder_id: &str, path: &str, version_time: &str) -> Result<Option<String>, RestError> {
+        let body = serde_json::json!({ path: version_time });
+        let response = self.send(Method::POST, "/rest/folder/versions", &[("folder", folder_id)], Some(&body), self.timeout).await?;
+        let errors: Option<HashMap<String, String>> = Self::decode("/rest/folder/versions", response).await?;
+        Ok(errors.unwrap_or_default().remove(path).filter(|e| !e.is_empty()))
+    }
+
+    /// `/rest/db/ignores`: the folder's ignore patterns as Syncthing parsed them, and its error
+    /// if the file does not parse.
+    pub async fn ignores(&self, folder_id: &str) -> Result<Ignores, RestError> {
+        self.get_json("/rest/db/ignores", &[("folder", folder_id)]).await
+    }
+
+    /// Replaces a folder's versioning (`{"type": "trashcan", "params": {...}}`).
+    pub async fn set_folder_versioning(&self, folder_id: &str, versioning: &Value) -> Result<(), RestError> {
+        self.patch_json(&format!("/rest/config/folders/{folder_id}"), &serde_json::json!({ "versioning": versioning })).await
+    }
+}
+
+/// One path's state as `/rest/db/file` has it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DbFile {
+    /// Remote devices that hold the global version (never this device).
+    #[serde(default)]
+    pub availability: Option<Vec<Availability>>,
+    pub global: FileRecord,
+    pub local: FileRecord,
+}
+
+impl DbFile {
+    /// Whether `device` announced the global version of this path.
+    pub fn holds_global(&self, device: &str) -> bool {
+        self.availability.iter().flatten().any(|a| a.id == device)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Availability {
+    pub id: String,
+}
+
+/// A file record (global or local) from `/rest/db/file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRecord {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub size: i64,
+    /// RFC 3339 with nanoseconds.
+    #[serde(default)]
+    pub modified: String,
+    /// Short ID (7 characters) of the device that made this version.
+    #[serde(default)]
+    pub modified_by: String,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub ignored: bool,
+    #[serde(default)]
+    pub invalid: bool,
+    /// `FILE_INFO_TYPE_FILE`, `FILE_INFO_TYPE_DIRECTORY`, …
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// The version vector, as `SHORTID:counter` entries.
+    #[serde(default)]
+    pub version: Vec<String>,
+}
+
+impl FileRecord {
+    /// The version vector as one string, for comparing and showing versions.
+    pub fn version_string(&self) -> String {
+        self.version.join(",")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ignores {
+    #[serde(default)]
+    pub ignore: Option<Vec<String>>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One kept version of a path (`/rest/folder/versions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileVersion {
+    /// When the version was moved aside (RFC 3339, whole seconds); the key for restoring it.
+    pub version_time: String,
+    #[serde(default)]
+    pub mod_time: String,
+    #[serde(default)]
+    pub size: i64,
 }
 
 #[cfg(test)]

@@ -69,13 +69,13 @@ impl From<&PairingCode> for OriginalCode {
 /// Host: `POST /pair`. The code comes back from the relay.
 pub async fn create(relay: &RelayClient, payload: &OriginalPayload) -> Result<OriginalCode, PairingError> {
     let body = serde_json::to_vec(payload).expect("payload serializes");
-    let answer = relay.request(Method::POST, "/pair", Some(("application/json", body)), Default::default()).await?;
+    let answer = relay.request(Method::POST, "/pair", Some(("application/json", body)), None, Default::default()).await?;
     interpret_create(relay.url(), &answer)
 }
 
 /// Joiner: `GET /pair/:code`. Works once; the relay forgets the payload after.
 pub async fn lookup(relay: &RelayClient, code: &OriginalCode) -> Result<OriginalPayload, PairingError> {
-    let answer = relay.request(Method::GET, &format!("/pair/{}", code.as_str()), None, Default::default()).await?;
+    let answer = relay.request(Method::GET, &format!("/pair/{}", code.as_str()), None, None, Default::default()).await?;
     interpret_lookup(relay.url(), &answer)
 }
 

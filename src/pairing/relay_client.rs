@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use super::mailbox::{Allocation, Mailbox, Slot, MAX_WAIT};
-use super::{MailboxId, PairingError};
+use super::mailbox::Mailbox;
+use super::wire::{AccessToken, Allocation, ErrorBody, MailboxId, RelayInfo, Slot, MAX_WAIT, SERVICE};
+use super::PairingError;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,10 +73,14 @@ impl RelayClient {
         method: Method,
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
+        token: Option<&AccessToken>,
         extra_time: Duration,
     ) -> Result<RawAnswer, PairingError> {
         let timeout = self.request_timeout + extra_time;
         let mut builder = self.http.request(method, format!("{}{path}", self.base)).timeout(timeout);
+        if let Some(token) = token {
+            builder = builder.header(reqwest::header::AUTHORIZATION, token.header_value());
+        }
         if let Some((content_type, bytes)) = body {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }
@@ -105,8 +110,15 @@ impl RelayClient {
 
     /// Whether `GET /` names a botsync relay: tells an original-only relay from a random server.
     async fn is_botsync_relay(&self) -> Result<bool, PairingError> {
-        let answer = self.request(Method::GET, "/", None, Duration::ZERO).await?;
+        let answer = self.request(Method::GET, "/", None, None, Duration::ZERO).await?;
         Ok(response::is_relay_banner(&answer))
+    }
+
+    /// `GET /v2`: the relay's v2 capabilities, or `None` when it has no v2 API (an original-only
+    /// relay, or one that pretends to be). Creates nothing on the relay.
+    pub async fn info(&self) -> Result<Option<RelayInfo>, PairingError> {
+        let answer = self.request(Method::GET, "/v2", None, None, Duration::ZERO).await?;
+        response::info(&self.base, &answer)
     }
 }
 
@@ -124,8 +136,8 @@ fn transport_reason(error: &reqwest::Error, timeout: Duration) -> String {
 
 impl Mailbox for RelayClient {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
-        let answer =
-            self.request(Method::POST, "/v2/mailboxes", Some(("application/json", b"{}".to_vec())), Duration::ZERO).await?;
+        let body = Some(("application/json", b"{}".to_vec()));
+        let answer = self.request(Method::POST, "/v2/mailboxes", body, None, Duration::ZERO).await?;
         match response::allocation(&self.base, &answer) {
             Err(PairingError::OriginalOnlyRelay { .. }) if !self.is_botsync_relay().await? => {
                 Err(response::not_a_relay(&self.base, &answer))
@@ -134,23 +146,29 @@ impl Mailbox for RelayClient {
         }
     }
 
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         let path = format!("/v2/mailboxes/{mailbox}/{slot}");
-        let answer = self
-            .request(Method::PUT, &path, Some(("application/octet-stream", data.to_vec())), Duration::ZERO)
-            .await?;
+        let body = Some(("application/octet-stream", data.to_vec()));
+        let answer = self.request(Method::PUT, &path, body, Some(token), Duration::ZERO).await?;
         response::put(&self.base, &answer)
     }
 
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+    async fn get(
+        &self,
+        mailbox: MailboxId,
+        slot: Slot,
+        token: Option<&AccessToken>,
+        wait: Duration,
+    ) -> Result<Option<Vec<u8>>, PairingError> {
         let wait = wait.min(MAX_WAIT);
         let path = format!("/v2/mailboxes/{mailbox}/{slot}?wait={}", wait.as_millis());
-        let answer = self.request(Method::GET, &path, None, wait).await?;
+        let answer = self.request(Method::GET, &path, None, token, wait).await?;
         response::get(&self.base, &answer)
     }
 
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        let answer = self.request(Method::DELETE, &format!("/v2/mailboxes/{mailbox}"), None, Duration::ZERO).await?;
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        let path = format!("/v2/mailboxes/{mailbox}");
+        let answer = self.request(Method::DELETE, &path, None, Some(token), Duration::ZERO).await?;
         response::delete(&self.base, &answer)
     }
 }
@@ -158,11 +176,6 @@ impl Mailbox for RelayClient {
 /// Pure interpretation of relay answers, per PAIRING-PROTOCOL.md.
 pub mod response {
     use super::*;
-
-    #[derive(serde::Deserialize)]
-    struct ErrorBody {
-        error: String,
-    }
 
     pub fn looks_html(answer: &RawAnswer) -> bool {
         let typed_html = answer.content_type.as_deref().is_some_and(|t| t.to_ascii_lowercase().contains("html"));
@@ -181,7 +194,7 @@ pub mod response {
             service: String,
         }
         answer.status == 200
-            && serde_json::from_slice::<Banner>(&answer.body).is_ok_and(|b| b.service == "botsync-relay")
+            && serde_json::from_slice::<Banner>(&answer.body).is_ok_and(|b| b.service == SERVICE)
     }
 
     pub fn not_a_relay(url: &str, answer: &RawAnswer) -> PairingError {
@@ -217,6 +230,7 @@ pub mod response {
                 url: url.to_string(),
                 reason: format!("it answered HTTP {}{}", answer.status, said()),
             },
+            403 => protocol(url, format!("refused the request (HTTP 403){}: another machine holds this code's mailbox, or the relay is misbehaving", said())),
             400 | 413 => protocol(url, format!("rejected the request (HTTP {}){}", answer.status, said())),
             500..=599 => protocol(url, format!("failed with HTTP {}{}", answer.status, said())),
             status => protocol(url, format!("answered HTTP {status}{}, not what a botsync relay answers", said())),
@@ -228,8 +242,22 @@ pub mod response {
     fn slot_not_found(url: &str, answer: &RawAnswer) -> PairingError {
         if error_message(answer).is_some() {
             PairingError::CodeExpired
+        } else if looks_html(answer) {
+            not_a_relay(url, answer)
         } else {
             PairingError::OriginalOnlyRelay { url: url.to_string() }
+        }
+    }
+
+    pub fn info(url: &str, answer: &RawAnswer) -> Result<Option<RelayInfo>, PairingError> {
+        match answer.status {
+            200 => serde_json::from_slice::<RelayInfo>(&answer.body)
+                .ok()
+                .filter(|info| info.service == SERVICE)
+                .map(Some)
+                .ok_or_else(|| not_a_relay(url, answer)),
+            404 | 405 if !looks_html(answer) => Ok(None),
+            _ => Err(common_failure(url, answer)),
         }
     }
 
@@ -328,11 +356,11 @@ mod tests {
 
     #[test]
     fn allocation_parses_the_contract() {
-        let a = allocation(URL, &answer(201, "application/json", r#"{"mailbox":"abandon-zoo","expiresAt":1700000000000}"#))
+        let a = allocation(URL, &answer(201, "application/json", r#"{"mailbox":"abandon-zoo","expiresAt":1700000000000,"hostToken":"0123456789abcdef0123456789abcdef"}"#))
             .unwrap();
         assert_eq!(a.mailbox.to_string(), "abandon-zoo");
         assert_eq!(a.expires_at, 1_700_000_000_000);
-        let e = allocation(URL, &answer(201, "application/json", r#"{"mailbox":"not words","expiresAt":1}"#));
+        let e = allocation(URL, &answer(201, "application/json", r#"{"mailbox":"not words","expiresAt":1,"hostToken":"0123456789abcdef0123456789abcdef"}"#));
         assert!(matches!(e, Err(PairingError::RelayProtocol { .. })));
     }
 

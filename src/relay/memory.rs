@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 
 use super::codes::{MailboxId, PairCode, Slot};
-use super::store::{PairingRecord, RateClass, SecretHash, SlotRead, SlotWrite, Store, StoreError};
+use super::store::{MailboxKeys, PairingRecord, RateClass, SlotRead, SlotWrite, Store, StoreError, Usage};
+use crate::pairing::wire::TokenHash;
 
 #[derive(Debug)]
 struct Expiring<T> {
@@ -27,17 +28,35 @@ impl<T> Expiring<T> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Mailbox {
+    keys: MailboxKeys,
     slots: [Option<Bytes>; 4],
+}
+
+impl Mailbox {
+    fn bytes(&self) -> u64 {
+        self.slots.iter().flatten().map(|b| b.len() as u64).sum()
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
-    pairings: HashMap<String, Expiring<PairingRecord>>,
-    networks: HashMap<String, Expiring<SecretHash>>,
-    mailboxes: HashMap<String, Expiring<Mailbox>>,
+    pairings: HashMap<MailboxKey, Expiring<PairingRecord>>,
+    mailboxes: HashMap<MailboxId, Expiring<Mailbox>>,
+    /// Bytes in the slots of `mailboxes`, kept as they change (the cap checks it per write).
+    stored_bytes: u64,
     hits: HashMap<(RateClass, IpAddr), Expiring<u64>>,
+}
+
+type MailboxKey = String;
+
+impl State {
+    fn remove_mailbox(&mut self, id: &MailboxId) {
+        if let Some(entry) = self.mailboxes.remove(id) {
+            self.stored_bytes -= entry.value.bytes();
+        }
+    }
 }
 
 /// In-process store; clones share state.
@@ -65,16 +84,14 @@ impl MemoryStore {
         for (code, entry) in &state.pairings {
             out.push((format!("pair:{code}"), serde_json::to_string(&entry.value).unwrap_or_default()));
         }
-        for (id, entry) in &state.networks {
-            out.push((format!("net:{id}"), entry.value.as_hex().to_string()));
-        }
         for (id, entry) in &state.mailboxes {
             for slot in Slot::ALL {
                 if let Some(bytes) = &entry.value.slots[slot.index()] {
                     out.push((format!("mb:{id}:{slot}"), String::from_utf8_lossy(bytes).into_owned()));
                 }
             }
-            out.push((format!("mb:{id}"), String::new()));
+            let guest = entry.value.keys.guest.map(|g| g.to_hex()).unwrap_or_default();
+            out.push((format!("mb:{id}"), format!("h={},g={guest}", entry.value.keys.host.to_hex())));
         }
         for ((class, ip), entry) in &state.hits {
             out.push((format!("rl:{}:{ip}", class.as_str()), entry.value.to_string()));
@@ -101,57 +118,54 @@ impl Store for MemoryStore {
         Ok(entry.filter(|e| e.is_live(Instant::now())).map(|e| e.value))
     }
 
-    async fn remember_network(&self, network_id: &str, hash: &SecretHash, retention: Duration) -> Result<(), StoreError> {
+    async fn create_mailbox(&self, id: &MailboxId, ttl: Duration, host: &TokenHash) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        match state.networks.get(network_id) {
-            Some(existing) if existing.is_live(now) => {}
-            _ => {
-                state.networks.insert(network_id.to_string(), Expiring::new(hash.clone(), retention));
-            }
-        }
-        Ok(())
-    }
-
-    async fn network_hash(&self, network_id: &str) -> Result<Option<SecretHash>, StoreError> {
-        let state = self.lock();
-        let now = Instant::now();
-        Ok(state.networks.get(network_id).filter(|e| e.is_live(now)).map(|e| e.value.clone()))
-    }
-
-    async fn create_mailbox(&self, id: &MailboxId, ttl: Duration) -> Result<bool, StoreError> {
-        let mut state = self.lock();
-        let now = Instant::now();
-        match state.mailboxes.get(id.as_str()) {
+        match state.mailboxes.get(id) {
             Some(existing) if existing.is_live(now) => Ok(false),
             _ => {
-                state.mailboxes.insert(id.as_str().to_string(), Expiring::new(Mailbox::default(), ttl));
+                state.remove_mailbox(id);
+                let mailbox = Mailbox { keys: MailboxKeys { host: *host, guest: None }, slots: Default::default() };
+                state.mailboxes.insert(*id, Expiring::new(mailbox, ttl));
                 Ok(true)
             }
         }
     }
 
-    async fn write_slot(&self, id: &MailboxId, slot: Slot, bytes: Bytes) -> Result<SlotWrite, StoreError> {
+    async fn mailbox_keys(&self, id: &MailboxId) -> Result<Option<MailboxKeys>, StoreError> {
+        let state = self.lock();
+        Ok(state.mailboxes.get(id).filter(|m| m.is_live(Instant::now())).map(|m| m.value.keys))
+    }
+
+    async fn write_slot(&self, id: &MailboxId, slot: Slot, bytes: Bytes, bind_guest: Option<&TokenHash>) -> Result<SlotWrite, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        match state.mailboxes.get_mut(id.as_str()) {
+        let length = bytes.len() as u64;
+        let written = match state.mailboxes.get_mut(id) {
             Some(mailbox) if mailbox.is_live(now) => {
                 let cell = &mut mailbox.value.slots[slot.index()];
                 if cell.is_some() {
-                    Ok(SlotWrite::AlreadyWritten)
+                    SlotWrite::AlreadyWritten
                 } else {
                     *cell = Some(bytes);
-                    Ok(SlotWrite::Stored)
+                    if let Some(guest) = bind_guest {
+                        mailbox.value.keys.guest = Some(*guest);
+                    }
+                    SlotWrite::Stored
                 }
             }
-            _ => Ok(SlotWrite::UnknownMailbox),
+            _ => SlotWrite::UnknownMailbox,
+        };
+        if written == SlotWrite::Stored {
+            state.stored_bytes += length;
         }
+        Ok(written)
     }
 
     async fn read_slot(&self, id: &MailboxId, slot: Slot) -> Result<SlotRead, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        let read = match state.mailboxes.get(id.as_str()) {
+        let read = match state.mailboxes.get(id) {
             Some(mailbox) if mailbox.is_live(now) => match &mailbox.value.slots[slot.index()] {
                 Some(bytes) => SlotRead::Ready(bytes.clone()),
                 None => SlotRead::Empty,
@@ -159,14 +173,24 @@ impl Store for MemoryStore {
             _ => SlotRead::UnknownMailbox,
         };
         if matches!(read, SlotRead::Ready(_)) && slot.consumes_mailbox() {
-            state.mailboxes.remove(id.as_str());
+            state.remove_mailbox(id);
         }
         Ok(read)
     }
 
     async fn delete_mailbox(&self, id: &MailboxId) -> Result<(), StoreError> {
-        self.lock().mailboxes.remove(id.as_str());
+        self.lock().remove_mailbox(id);
         Ok(())
+    }
+
+    async fn usage(&self) -> Result<Usage, StoreError> {
+        let state = self.lock();
+        Ok(Usage { mailboxes: state.mailboxes.len() as u64, stored_bytes: state.stored_bytes })
+    }
+
+    async fn hits(&self, class: RateClass, client: IpAddr) -> Result<u64, StoreError> {
+        let state = self.lock();
+        Ok(state.hits.get(&(class, client)).filter(|e| e.is_live(Instant::now())).map_or(0, |e| e.value))
     }
 
     async fn count_hit(&self, class: RateClass, client: IpAddr, window: Duration) -> Result<u64, StoreError> {
@@ -184,8 +208,10 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         let now = Instant::now();
         state.pairings.retain(|_, e| e.is_live(now));
-        state.networks.retain(|_, e| e.is_live(now));
-        state.mailboxes.retain(|_, e| e.is_live(now));
+        let expired: Vec<MailboxId> = state.mailboxes.iter().filter(|(_, e)| !e.is_live(now)).map(|(id, _)| *id).collect();
+        for id in expired {
+            state.remove_mailbox(&id);
+        }
         state.hits.retain(|_, e| e.is_live(now));
     }
 
@@ -222,16 +248,19 @@ mod tests {
     fn host_data_read_consumes_the_mailbox() {
         block_on(async {
             let store = MemoryStore::new();
-            let id = MailboxId::random(&mut rand::rng());
-            assert!(store.create_mailbox(&id, Duration::from_secs(60)).await.unwrap());
+            let id = MailboxId::random();
+            let host = crate::pairing::AccessToken::random().hash();
+            assert!(store.create_mailbox(&id, Duration::from_secs(60), &host).await.unwrap());
             assert_eq!(store.read_slot(&id, Slot::HostData).await.unwrap(), SlotRead::Empty);
-            assert_eq!(store.write_slot(&id, Slot::HostData, Bytes::from_static(b"x")).await.unwrap(), SlotWrite::Stored);
+            assert_eq!(store.write_slot(&id, Slot::HostData, Bytes::from_static(b"x"), None).await.unwrap(), SlotWrite::Stored);
             assert_eq!(
-                store.write_slot(&id, Slot::HostData, Bytes::from_static(b"y")).await.unwrap(),
+                store.write_slot(&id, Slot::HostData, Bytes::from_static(b"y"), None).await.unwrap(),
                 SlotWrite::AlreadyWritten
             );
+            assert_eq!(store.usage().await.unwrap(), Usage { mailboxes: 1, stored_bytes: 1 });
             assert_eq!(store.read_slot(&id, Slot::HostData).await.unwrap(), SlotRead::Ready(Bytes::from_static(b"x")));
             assert_eq!(store.read_slot(&id, Slot::HostData).await.unwrap(), SlotRead::UnknownMailbox);
+            assert_eq!(store.usage().await.unwrap(), Usage::default());
         });
     }
 }

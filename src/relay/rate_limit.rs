@@ -20,18 +20,27 @@ pub struct RateLimits {
     pub mailbox_create: Option<u32>,
     /// `GET`/`PUT` of mailbox slots.
     pub slot_access: Option<u32>,
+    /// Requests naming an unknown mailbox (404s): past this, every mailbox request of the
+    /// client is refused until the window ends. Small: an honest client sees one or two.
+    pub unknown_mailbox: Option<u32>,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits { pair_create: Some(10), pair_lookup: Some(20), mailbox_create: Some(10), slot_access: Some(600) }
+        RateLimits {
+            pair_create: Some(10),
+            pair_lookup: Some(20),
+            mailbox_create: Some(10),
+            slot_access: Some(600),
+            unknown_mailbox: Some(10),
+        }
     }
 }
 
 impl RateLimits {
     /// No limits at all: for load tests and relays behind their own rate limiting.
     pub fn unlimited() -> Self {
-        RateLimits { pair_create: None, pair_lookup: None, mailbox_create: None, slot_access: None }
+        RateLimits { pair_create: None, pair_lookup: None, mailbox_create: None, slot_access: None, unknown_mailbox: None }
     }
 
     pub fn limit(&self, class: RateClass) -> Option<u32> {
@@ -40,6 +49,7 @@ impl RateLimits {
             RateClass::PairLookup => self.pair_lookup,
             RateClass::MailboxCreate => self.mailbox_create,
             RateClass::SlotAccess => self.slot_access,
+            RateClass::UnknownMailbox => self.unknown_mailbox,
         }
     }
 }

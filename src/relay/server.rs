@@ -31,7 +31,8 @@ use tower::ServiceExt;
 
 use super::codes::{self, MailboxId, PairCode, Slot};
 use super::rate_limit::{self, RateLimits, Verdict};
-use super::store::{PairingRecord, RateClass, SecretHash, SlotRead, SlotWrite, Store, StoreError};
+use super::store::{MailboxKeys, PairingRecord, RateClass, SlotRead, SlotWrite, Store, StoreError};
+use crate::pairing::wire::{self, error_code, AccessToken, Allocation, ErrorBody, RelayInfo, Side};
 
 /// Everything about the relay's behaviour that an operator or a test may want to change.
 #[derive(Debug, Clone)]
@@ -40,9 +41,14 @@ pub struct RelayConfig {
     pub pairing_ttl: Duration,
     /// How long a v2 mailbox lives (from creation; slot writes do not extend it).
     pub mailbox_ttl: Duration,
-    /// How long the SHA-256 of a network secret is kept after a pairing that carried it.
-    pub network_hash_retention: Duration,
     pub limits: RateLimits,
+    /// Live mailboxes the relay holds at most (all instances on one store together); past it,
+    /// `POST /v2/mailboxes` answers 503 `mailboxes-full`.
+    pub max_mailboxes: u64,
+    /// Slot bytes the relay stores at most; past it, slot writes answer 503 `storage-full`.
+    pub max_stored_bytes: u64,
+    /// Connections this instance keeps open at most; past it, new ones get 503 `connections-full`.
+    pub max_connections: usize,
     /// Largest request body (`POST /pair`, slot data).
     pub max_body_bytes: usize,
     /// Largest `POST /v2/mailboxes` body (it carries nothing).
@@ -65,15 +71,17 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
-            pairing_ttl: Duration::from_secs(600),
-            mailbox_ttl: Duration::from_secs(600),
-            network_hash_retention: Duration::from_secs(30 * 24 * 3600),
+            pairing_ttl: wire::MAILBOX_TTL,
+            mailbox_ttl: wire::MAILBOX_TTL,
             limits: RateLimits::default(),
-            max_body_bytes: 16 * 1024,
+            max_mailboxes: 100_000,
+            max_stored_bytes: 256 * 1024 * 1024,
+            max_connections: 4096,
+            max_body_bytes: wire::MAX_SLOT_BYTES,
             max_create_body_bytes: 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
-            max_wait: Duration::from_secs(30),
+            max_wait: wire::MAX_WAIT,
             shared_store_poll: Duration::from_millis(20),
             trust_forwarded_for: false,
             shutdown_grace: Duration::from_secs(2),
@@ -120,16 +128,38 @@ struct AppState<S> {
     closing: watch::Receiver<bool>,
 }
 
-/// An error answer: always `{"error": "..."}`.
+/// An error answer: always `{"error": "..."}` (`wire::ErrorBody`), with a stable `code` where a
+/// client may act on it.
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
+    code: Option<&'static str>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), code: None }
+    }
+
+    fn coded(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError { status, message: message.into(), code: Some(code) }
+    }
+
+    fn unknown_mailbox() -> Self {
+        Self::coded(StatusCode::NOT_FOUND, error_code::UNKNOWN, UNKNOWN_CODE)
+    }
+
+    fn forbidden(needed: Side) -> Self {
+        let who = match needed {
+            Side::Host => "the host's token (from the allocation)",
+            Side::Guest => "the guest's token (bound when it wrote guest-pake)",
+        };
+        Self::coded(StatusCode::FORBIDDEN, error_code::FORBIDDEN, format!("this call needs {who}"))
+    }
+
+    fn rate_limited() -> Self {
+        Self::coded(StatusCode::TOO_MANY_REQUESTS, error_code::RATE_LIMITED, "rate limited, try again in 60 seconds")
     }
 
     fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
@@ -146,9 +176,16 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        let body = ErrorBody { error: self.message.into_owned(), code: self.code.map(str::to_string) };
+        let mut response = (self.status, Json(body)).into_response();
+        match self.status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
         }
         response
     }
@@ -164,6 +201,7 @@ fn router<S: Store>(store: S, config: RelayConfig, closing: watch::Receiver<bool
         .route("/", get(service_status))
         .route("/pair", post(create_pairing::<S>))
         .route("/pair/{code}", get(take_pairing::<S>))
+        .route("/v2", get(v2_info::<S>))
         .route("/v2/mailboxes", post(create_mailbox::<S>))
         .route("/v2/mailboxes/{mailbox}", axum::routing::delete(delete_mailbox::<S>))
         .route("/v2/mailboxes/{mailbox}/{slot}", put(write_slot::<S>).get(read_slot::<S>))
@@ -174,10 +212,11 @@ fn router<S: Store>(store: S, config: RelayConfig, closing: watch::Receiver<bool
 }
 
 /// Pairing endpoints are called from CLIs and browsers alike: open CORS, preflight answered
-/// here for every path, and nothing cached (codes are one-time).
+/// here for every path (200, as the original relay answers and its clients expect), and nothing
+/// cached (codes are one-time).
 async fn cors(request: Request, next: Next) -> Response {
     let mut response = if request.method() == Method::OPTIONS {
-        let mut preflight = StatusCode::NO_CONTENT.into_response();
+        let mut preflight = StatusCode::OK.into_response();
         let headers = preflight.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
         headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Authorization"));
@@ -193,12 +232,18 @@ async fn cors(request: Request, next: Next) -> Response {
 }
 
 async fn service_status() -> Response {
-    Json(json!({ "status": "ok", "service": "botsync-relay", "version": crate::VERSION })).into_response()
+    Json(json!({ "status": "ok", "service": wire::SERVICE, "version": crate::VERSION })).into_response()
 }
 
-/// The client a request is counted against. IPv6 clients get a /64 each (one subscriber's
-/// usual allocation), so rotating addresses does not multiply a budget.
-fn client_ip(config: &RelayConfig, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+async fn v2_info<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
+    let config = &state.config;
+    Json(RelayInfo::new(config.mailbox_ttl, config.max_body_bytes, config.max_wait)).into_response()
+}
+
+/// The client a request of `class` is counted against. IPv6 clients get a /64 each (one
+/// subscriber's usual allocation), so rotating addresses does not multiply a budget; mailbox
+/// creation is counted per /48 (a site's usual allocation), so one site cannot fill the 2^22 ids.
+fn client_ip(config: &RelayConfig, class: RateClass, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     let forwarded = config
         .trust_forwarded_for
         .then(|| headers.get_all("x-forwarded-for").iter().last())
@@ -210,8 +255,9 @@ fn client_ip(config: &RelayConfig, peer: SocketAddr, headers: &HeaderMap) -> IpA
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {
+                let kept = if class == RateClass::MailboxCreate { 3 } else { 4 };
                 let mut segments = v6.segments();
-                segments[4..].fill(0);
+                segments[kept..].fill(0);
                 IpAddr::V6(segments.into())
             }
         },
@@ -220,10 +266,47 @@ fn client_ip(config: &RelayConfig, peer: SocketAddr, headers: &HeaderMap) -> IpA
 }
 
 async fn enforce<S: Store>(state: &AppState<S>, class: RateClass, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    let client = client_ip(&state.config, peer, headers);
+    let client = client_ip(&state.config, class, peer, headers);
     match rate_limit::check(&state.store, &state.config.limits, class, client).await? {
         Verdict::Allowed => Ok(()),
-        Verdict::Limited => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limited, try again in 60 seconds")),
+        Verdict::Limited => Err(ApiError::rate_limited()),
+    }
+}
+
+/// A client that has named too many unknown mailboxes this window is refused any mailbox
+/// request, so that it cannot go on sweeping ids for live ones.
+async fn refuse_probers<S: Store>(state: &AppState<S>, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(budget) = state.config.limits.unknown_mailbox else { return Ok(()) };
+    let client = client_ip(&state.config, RateClass::UnknownMailbox, peer, headers);
+    if state.store.hits(RateClass::UnknownMailbox, client).await? >= u64::from(budget) {
+        return Err(ApiError::rate_limited());
+    }
+    Ok(())
+}
+
+/// The 404 for an unknown mailbox, counted against the client's probing budget.
+async fn unknown_mailbox<S: Store>(state: &AppState<S>, peer: SocketAddr, headers: &HeaderMap) -> ApiError {
+    let client = client_ip(&state.config, RateClass::UnknownMailbox, peer, headers);
+    if let Err(error) = state.store.count_hit(RateClass::UnknownMailbox, client, rate_limit::WINDOW).await {
+        return error.into();
+    }
+    ApiError::unknown_mailbox()
+}
+
+/// The bearer token of a request, if it has a well-formed one.
+fn bearer(headers: &HeaderMap) -> Option<AccessToken> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(AccessToken::from_header)
+}
+
+/// Checks that `token` belongs to `side` of the mailbox with `keys`.
+fn authorize(keys: &MailboxKeys, side: Side, token: Option<&AccessToken>) -> Result<(), ApiError> {
+    let owner = match side {
+        Side::Host => Some(keys.host),
+        Side::Guest => keys.guest,
+    };
+    match (owner, token) {
+        (Some(owner), Some(token)) if owner.admits(token) => Ok(()),
+        _ => Err(ApiError::forbidden(side)),
     }
 }
 
@@ -305,15 +388,9 @@ async fn create_pairing<S: Store>(
     enforce(&state, RateClass::PairCreate, peer, &headers).await?;
     let limit = state.config.max_body_bytes;
     let bytes = read_body(&state.config, &headers, body, limit).await.map_err(|p| body_error(p, limit))?;
+    // The network secret exists only inside this one-time record: nothing of it (not even a
+    // hash) outlives the take or the expiry.
     let record = parse_pairing_request(&bytes)?;
-    if let (Some(network_id), Some(secret)) = (&record.network_id, &record.network_secret) {
-        // Beyond the pairing window the relay keeps only this hash; the plaintext exists only
-        // inside the one-time record below.
-        state
-            .store
-            .remember_network(network_id, &SecretHash::of(secret), state.config.network_hash_retention)
-            .await?;
-    }
     for _ in 0..ALLOCATION_ATTEMPTS {
         let code = PairCode::random(&mut rand::rng());
         if state.store.insert_pairing(&code, &record, state.config.pairing_ttl).await? {
@@ -363,18 +440,27 @@ async fn create_mailbox<S: Store>(
     if !bytes.iter().all(u8::is_ascii_whitespace) && !matches!(serde_json::from_slice::<Value>(&bytes), Ok(Value::Object(_))) {
         return Err(ApiError::bad_request("body must be empty or a JSON object"));
     }
+    if state.store.usage().await?.mailboxes >= state.config.max_mailboxes {
+        return Err(ApiError::coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_code::MAILBOXES_FULL,
+            "the relay holds as many pairings as it can, try again in a few minutes",
+        ));
+    }
+    let host_token = AccessToken::random();
     for _ in 0..ALLOCATION_ATTEMPTS {
-        let id = MailboxId::random(&mut rand::rng());
-        if state.store.create_mailbox(&id, state.config.mailbox_ttl).await? {
+        let mailbox = MailboxId::random();
+        if state.store.create_mailbox(&mailbox, state.config.mailbox_ttl, &host_token.hash()).await? {
             let expires_at = unix_millis(SystemTime::now() + state.config.mailbox_ttl);
-            return Ok((StatusCode::CREATED, Json(json!({ "mailbox": id.as_str(), "expiresAt": expires_at }))).into_response());
+            return Ok((StatusCode::CREATED, Json(Allocation { mailbox, expires_at, host_token })).into_response());
         }
     }
     Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no free mailbox, try again"))
 }
 
 fn parse_mailbox(text: &str) -> Result<MailboxId, ApiError> {
-    MailboxId::parse(text).map_err(|e| ApiError::bad_request(format!("invalid mailbox: {e}")))
+    MailboxId::parse_strict(text)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid mailbox: expected {} code words joined by '-'", wire::MAILBOX_WORDS)))
 }
 
 fn parse_slot_path(path: Result<Path<(String, String)>, PathRejection>) -> Result<(MailboxId, Slot), ApiError> {
@@ -394,6 +480,7 @@ async fn write_slot<S: Store>(
     body: Body,
 ) -> ApiResult {
     enforce(&state, RateClass::SlotAccess, peer, &headers).await?;
+    refuse_probers(&state, peer, &headers).await?;
     let (mailbox, slot) = parse_slot_path(path)?;
     let limit = state.config.max_body_bytes;
     let bytes = match read_body(&state.config, &headers, body, limit).await {
@@ -403,13 +490,32 @@ async fn write_slot<S: Store>(
         Err(BodyProblem::TooLarge) => return Err(ApiError::bad_request(format!("slot data larger than {limit} bytes"))),
         Err(problem) => return Err(body_error(problem, limit)),
     };
-    match state.store.write_slot(&mailbox, slot, bytes).await? {
+    let token = bearer(&headers);
+    let Some(keys) = state.store.mailbox_keys(&mailbox).await? else {
+        return Err(unknown_mailbox(&state, peer, &headers).await);
+    };
+    let bind_guest = match slot.write_needs() {
+        Some(side) => {
+            authorize(&keys, side, token.as_ref())?;
+            None
+        }
+        // Claiming the code: the guest's token is bound with its message.
+        None => Some(token.as_ref().ok_or_else(|| ApiError::forbidden(Side::Guest))?.hash()),
+    };
+    if state.store.usage().await?.stored_bytes + bytes.len() as u64 > state.config.max_stored_bytes {
+        return Err(ApiError::coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_code::STORAGE_FULL,
+            "the relay stores as much pairing data as it can, try again in a few minutes",
+        ));
+    }
+    match state.store.write_slot(&mailbox, slot, bytes, bind_guest.as_ref()).await? {
         SlotWrite::Stored => {
             state.wakeups.wake(&mailbox);
             Ok((StatusCode::CREATED, Json(json!({}))).into_response())
         }
         SlotWrite::AlreadyWritten => Err(ApiError::new(StatusCode::CONFLICT, "code already used")),
-        SlotWrite::UnknownMailbox => Err(ApiError::new(StatusCode::NOT_FOUND, UNKNOWN_CODE)),
+        SlotWrite::UnknownMailbox => Err(unknown_mailbox(&state, peer, &headers).await),
     }
 }
 
@@ -426,6 +532,7 @@ async fn read_slot<S: Store>(
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult {
     enforce(&state, RateClass::SlotAccess, peer, &headers).await?;
+    refuse_probers(&state, peer, &headers).await?;
     let (mailbox, slot) = parse_slot_path(path)?;
     let max_wait_ms = state.config.max_wait.as_millis() as u64;
     let wait_ms = match query {
@@ -436,6 +543,12 @@ async fn read_slot<S: Store>(
         },
         Err(_) => return Err(ApiError::bad_request("invalid query")),
     };
+    let Some(keys) = state.store.mailbox_keys(&mailbox).await? else {
+        return Err(unknown_mailbox(&state, peer, &headers).await);
+    };
+    if let Some(side) = slot.read_needs() {
+        authorize(&keys, side, bearer(&headers).as_ref())?;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut closing = state.closing.clone();
     loop {
@@ -451,7 +564,7 @@ async fn read_slot<S: Store>(
                 }
                 return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response());
             }
-            SlotRead::UnknownMailbox => return Err(ApiError::new(StatusCode::NOT_FOUND, UNKNOWN_CODE)),
+            SlotRead::UnknownMailbox => return Err(ApiError::unknown_mailbox()),
             SlotRead::Empty => {}
         }
         let now = tokio::time::Instant::now();
@@ -477,12 +590,18 @@ async fn delete_mailbox<S: Store>(
     headers: HeaderMap,
     mailbox: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    // Mailbox ids are short; counting deletes stops a client from sweeping other people's.
     enforce(&state, RateClass::SlotAccess, peer, &headers).await?;
+    refuse_probers(&state, peer, &headers).await?;
     let Ok(Path(mailbox)) = mailbox else {
         return Err(ApiError::bad_request("invalid mailbox path"));
     };
     let mailbox = parse_mailbox(&mailbox)?;
+    // Only the host may end its mailbox: anyone else could otherwise burn any code whose two
+    // public words they know.
+    let Some(keys) = state.store.mailbox_keys(&mailbox).await? else {
+        return Err(unknown_mailbox(&state, peer, &headers).await);
+    };
+    authorize(&keys, Side::Host, bearer(&headers).as_ref())?;
     state.store.delete_mailbox(&mailbox).await?;
     state.wakeups.wake(&mailbox);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -554,6 +673,10 @@ async fn accept_loop<S: Store>(
         tokio::select! {
             _ = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if connections.len() >= config.max_connections => {
+                    // Answered outside the set, so refusals cannot pile up into connections.
+                    tokio::spawn(refuse_connection(stream));
+                }
                 Ok((stream, peer)) => {
                     connections.spawn(serve_connection(stream, peer, app.clone(), config.header_read_timeout, stop.clone()));
                 }
@@ -573,6 +696,35 @@ async fn accept_loop<S: Store>(
     if drained.is_err() {
         connections.shutdown().await;
     }
+}
+
+/// A connection over the cap: one 503 JSON answer, then closed.
+async fn refuse_connection(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::to_string(&ErrorBody {
+        error: "the relay has as many open connections as it allows, try again in a few seconds".into(),
+        code: Some(error_code::CONNECTIONS_FULL.into()),
+    })
+    .expect("error body serializes");
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 5\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        // Read the request head first: an answer that overtakes the request confuses clients.
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buffer)).await {
+                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+                _ => break,
+            }
+        }
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Resolves once the stop signal is set (or its sender is gone).
@@ -618,10 +770,24 @@ mod tests {
         let b: SocketAddr = "[2001:db8:1:2:bbbb::9]:2000".parse().unwrap();
         let other: SocketAddr = "[2001:db8:1:3::1]:2000".parse().unwrap();
         let empty = HeaderMap::new();
-        assert_eq!(client_ip(&config, a, &empty), client_ip(&config, b, &empty));
-        assert_ne!(client_ip(&config, a, &empty), client_ip(&config, other, &empty));
+        let slot = RateClass::SlotAccess;
+        assert_eq!(client_ip(&config, slot, a, &empty), client_ip(&config, slot, b, &empty));
+        assert_ne!(client_ip(&config, slot, a, &empty), client_ip(&config, slot, other, &empty));
         let mapped: SocketAddr = "[::ffff:10.0.0.1]:1".parse().unwrap();
-        assert_eq!(client_ip(&config, mapped, &empty), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(&config, slot, mapped, &empty), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn mailbox_creation_is_counted_per_48() {
+        let config = RelayConfig::default();
+        let empty = HeaderMap::new();
+        let a: SocketAddr = "[2001:db8:1:2::1]:1".parse().unwrap();
+        let b: SocketAddr = "[2001:db8:1:ffff::1]:1".parse().unwrap();
+        let other: SocketAddr = "[2001:db8:2:2::1]:1".parse().unwrap();
+        let create = RateClass::MailboxCreate;
+        assert_eq!(client_ip(&config, create, a, &empty), client_ip(&config, create, b, &empty));
+        assert_ne!(client_ip(&config, create, a, &empty), client_ip(&config, create, other, &empty));
+        assert_ne!(client_ip(&config, RateClass::SlotAccess, a, &empty), client_ip(&config, RateClass::SlotAccess, b, &empty));
     }
 
     #[test]
@@ -630,9 +796,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 203.0.113.7"));
         let mut config = RelayConfig::default();
-        assert_eq!(client_ip(&config, peer, &headers), peer.ip());
+        let class = RateClass::SlotAccess;
+        assert_eq!(client_ip(&config, class, peer, &headers), peer.ip());
         config.trust_forwarded_for = true;
-        assert_eq!(client_ip(&config, peer, &headers), "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(&config, class, peer, &headers), "203.0.113.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

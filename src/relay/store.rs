@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::codes::{MailboxId, PairCode, Slot};
+use crate::pairing::wire::TokenHash;
 
 /// What `POST /pair` stored and `GET /pair/:code` hands out once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,22 +24,19 @@ pub struct PairingRecord {
     pub network_secret: Option<String>,
 }
 
-/// Hex SHA-256 of a network secret: all the relay keeps of a secret once the pairing is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretHash(String);
+/// Who may act on a mailbox: hashes of the host's token (from the allocation) and of the
+/// guest's (bound when it wrote `guest-pake`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxKeys {
+    pub host: TokenHash,
+    pub guest: Option<TokenHash>,
+}
 
-impl SecretHash {
-    pub fn of(secret: &str) -> Self {
-        SecretHash(data_encoding::HEXLOWER.encode(&Sha256::digest(secret.as_bytes())))
-    }
-
-    pub fn from_hex(hex: String) -> Self {
-        SecretHash(hex)
-    }
-
-    pub fn as_hex(&self) -> &str {
-        &self.0
-    }
+/// What the relay holds right now, for its global caps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub mailboxes: u64,
+    pub stored_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +61,8 @@ pub enum RateClass {
     PairLookup,
     MailboxCreate,
     SlotAccess,
+    /// Requests that named an unknown mailbox: the budget against sweeping the 2^22 ids.
+    UnknownMailbox,
 }
 
 impl RateClass {
@@ -73,6 +72,7 @@ impl RateClass {
             RateClass::PairLookup => "pair-lookup",
             RateClass::MailboxCreate => "mailbox-create",
             RateClass::SlotAccess => "slot",
+            RateClass::UnknownMailbox => "unknown",
         }
     }
 }
@@ -98,26 +98,30 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Returns the record and deletes it in one step: of concurrent takers exactly one gets it.
     fn take_pairing(&self, code: &PairCode) -> impl Future<Output = Result<Option<PairingRecord>, StoreError>> + Send;
 
-    /// Remembers a network's secret hash (first registration wins), for `retention`.
-    fn remember_network(
+    /// Creates an empty mailbox owned by `host` unless the id is live already; false means
+    /// "pick another".
+    fn create_mailbox(
         &self,
-        network_id: &str,
-        hash: &SecretHash,
-        retention: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        id: &MailboxId,
+        ttl: Duration,
+        host: &TokenHash,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    fn network_hash(&self, network_id: &str) -> impl Future<Output = Result<Option<SecretHash>, StoreError>> + Send;
+    /// The token hashes of a live mailbox, `None` if it is unknown or expired.
+    fn mailbox_keys(&self, id: &MailboxId) -> impl Future<Output = Result<Option<MailboxKeys>, StoreError>> + Send;
 
-    /// Creates an empty mailbox unless the id is live already; false means "pick another".
-    fn create_mailbox(&self, id: &MailboxId, ttl: Duration) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Writes a slot once; the mailbox keeps the expiry it was created with.
+    /// Writes a slot once; the mailbox keeps the expiry it was created with. `bind_guest` (with
+    /// `guest-pake`) records the guest's token hash in the same atomic step as the write.
     fn write_slot(
         &self,
         id: &MailboxId,
         slot: Slot,
         bytes: Bytes,
+        bind_guest: Option<&TokenHash>,
     ) -> impl Future<Output = Result<SlotWrite, StoreError>> + Send;
+
+    /// Live mailboxes and stored slot bytes, across every instance sharing the store.
+    fn usage(&self) -> impl Future<Output = Result<Usage, StoreError>> + Send;
 
     /// Reads a slot without waiting. Reading a slot that `consumes_mailbox()` deletes the whole
     /// mailbox in the same step, so that data is handed out exactly once.
@@ -134,6 +138,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         client: IpAddr,
         window: Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The count so far of `class` for `client` in the current window, without counting.
+    fn hits(&self, class: RateClass, client: IpAddr) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Drops whatever has expired. Stores whose backend expires keys itself do nothing.
     fn purge_expired(&self) {}

@@ -40,6 +40,7 @@ fn a_waiting_invite_reports_a_code_mismatch_with_its_code() {
                 network: Some("direct".into()),
                 relay: Some(relay.url.clone()),
                 timeout_seconds: Some(60),
+                ..Default::default()
             };
             let guessed = commands::join::run(&join).await.unwrap_err();
             assert_eq!(guessed.code(), ErrorCode::CodeMismatch, "{guessed}");

@@ -103,7 +103,7 @@ fn no_request_to_syncthing_goes_through_a_proxy() {
             assert_eq!(status.state, "running");
             assert_eq!(status.peers.len(), 1);
             assert!(status.peers[0].connected, "{status:?}");
-            let synced = WaitForSyncOptions { root: root(&b), timeout_ms: Some(60_000) };
+            let synced = WaitForSyncOptions { root: root(&b), timeout_ms: Some(60_000), ..Default::default() };
             commands::watch::wait_for_sync(&synced).await.expect("waitForSync");
 
             let seen = proxy.seen();

@@ -17,12 +17,18 @@ macro_rules! test_path {
 #[macro_use]
 mod support;
 
+mod agents_openclaw;
+mod agents_receipts;
+mod agents_versions;
+
 mod contracts_invite_wait;
 mod contracts_no_proxy;
 
 mod engine_bad_input;
+mod engine_conformance_live;
 mod engine_download;
 mod engine_lifecycle;
+mod engine_newer_syncthing;
 
 mod notify_derive;
 mod notify_e2e;
@@ -31,12 +37,15 @@ mod notify_service;
 mod notify_stream;
 mod notify_wait;
 
+mod pairing_attacks;
+mod pairing_daemon_restart;
 mod pairing_e2e;
 mod pairing_exchange;
 mod pairing_fuzz;
 mod pairing_http;
 
 mod relay_api;
+mod relay_caps;
 mod relay_hardening;
 mod relay_load;
 mod relay_redis;
@@ -47,6 +56,11 @@ mod reliability_partition;
 mod reliability_races;
 mod reliability_relay;
 mod reliability_security;
+
+mod trust_local_user;
+mod trust_membership;
+
+mod versions_pairing;
 
 mod watcher_fs;
 mod watcher_limit;

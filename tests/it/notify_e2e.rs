@@ -70,6 +70,7 @@ fn a_file_from_the_peer_reaches_openclaw_and_the_event_feed() {
                 network: Some("direct".into()),
                 relay: Some(relay.url()),
                 timeout_seconds: Some(60),
+                ..Default::default()
             })
             .await
             .expect("join B");
@@ -106,12 +107,13 @@ fn a_file_from_the_peer_reaches_openclaw_and_the_event_feed() {
             let message = batch.1["message"].as_str().unwrap();
             assert!(message.contains(&format!("({})", &joined.device_id[..7])), "the message names the sender: {message}");
             assert_eq!(batch.1["deliver"], true);
-            assert_eq!(batch.1["channel"], "last");
+            assert!(batch.1["sessionKey"].as_str().unwrap().starts_with("hook:botsync:"));
 
             std::fs::write(b.join("deliverables/answer.txt"), "42\n").unwrap();
             let synced = commands::watch::wait_for_sync(&WaitForSyncOptions {
                 root: Some(b.display().to_string()),
                 timeout_ms: Some(30_000),
+                ..Default::default()
             })
             .await
             .expect("waitForSync on B");

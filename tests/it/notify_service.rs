@@ -47,10 +47,10 @@ async fn syncthing_events_become_openclaw_messages_until_shutdown() {
     service.await.unwrap().unwrap();
 
     assert_eq!(messages.len(), 3, "{messages:?}");
-    assert!(messages.iter().any(|m| m.starts_with("BotSync: agent-box (J2UJDNG) connected from 127.0.0.1:22500")), "{messages:?}");
-    assert!(messages.iter().any(|m| m.starts_with("BotSync: paired with agent-box (J2UJDNG)")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("BotSync: \"agent-box\" (J2UJDNG) connected from 127.0.0.1:22500")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("BotSync: paired with \"agent-box\" (J2UJDNG)")), "{messages:?}");
     let batch = messages.iter().find(|m| m.contains("files synced")).expect("one batch for the files");
-    assert!(batch.starts_with("BotSync: 4 files synced from agent-box (J2UJDNG):"), "{batch}");
+    assert!(batch.starts_with("BotSync: 4 files synced from \"agent-box\" (J2UJDNG):"), "{batch}");
     assert!(logs.lock().unwrap().iter().any(|l| l.contains("waiting for Syncthing")));
     syncthing_server.abort();
     gateway_server.abort();

@@ -48,7 +48,7 @@ fn set_peer_completion(fake: &FakeSyncthing, folder: &str, completion: f64, need
 }
 
 fn options(root: &SyncRoot, timeout_ms: u32) -> WaitForSyncOptions {
-    WaitForSyncOptions { root: Some(root.path().display().to_string()), timeout_ms: Some(timeout_ms) }
+    WaitForSyncOptions { root: Some(root.path().display().to_string()), timeout_ms: Some(timeout_ms), ..Default::default() }
 }
 
 #[tokio::test]
@@ -110,7 +110,7 @@ async fn a_stopped_engine_and_a_fresh_root_have_their_own_codes() {
     assert_eq!(error.code(), ErrorCode::EngineUnreachable, "{error}");
 
     let empty = tempfile::tempdir().unwrap();
-    let error = watch::wait_for_sync(&WaitForSyncOptions { root: Some(empty.path().display().to_string()), timeout_ms: None })
+    let error = watch::wait_for_sync(&WaitForSyncOptions { root: Some(empty.path().display().to_string()), timeout_ms: None, ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::NotInitialized, "{error}");

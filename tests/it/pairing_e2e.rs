@@ -18,6 +18,7 @@ use botsync::pairing::name_tag::tagged_name;
 use botsync::pairing::original::{self, OriginalCode};
 use botsync::relay::{RateLimits, RelayConfig};
 use crate::support::{block_on, isolated, processes_mentioning, root_at, StopOnDrop};
+use crate::support::pairing::{original_only_proxy, serve, TestServer};
 use crate::support::relay::{unlimited, Kind, TestRelay};
 use serde_json::Value;
 
@@ -29,18 +30,24 @@ const JOIN_TIMEOUT_S: u32 = 90;
 struct Machine {
     path: PathBuf,
     network: &'static str,
+    /// Init, invite and join with `original` (the original protocol, asked for).
+    original: bool,
     _guard: StopOnDrop,
 }
 
 impl Machine {
     fn new(scratch: &Path, name: &str) -> Machine {
         let path = scratch.join(name);
-        Machine { _guard: StopOnDrop(root_at(path.clone())), path, network: "direct" }
+        Machine { _guard: StopOnDrop(root_at(path.clone())), path, network: "direct", original: false }
     }
 
     /// A machine with another network profile (the original protocol needs discovery).
     fn with_network(scratch: &Path, name: &str, network: &'static str) -> Machine {
         Machine { network, ..Machine::new(scratch, name) }
+    }
+
+    fn original(self) -> Machine {
+        Machine { original: true, ..self }
     }
 
     fn root(&self) -> String {
@@ -56,13 +63,20 @@ impl Machine {
             root: Some(self.root()),
             network: Some(self.network.into()),
             relay: Some(relay.into()),
+            original: Some(self.original),
             ..Default::default()
         };
         commands::init::run(&options).await.unwrap_or_else(|e| panic!("init {}: {e}", self.root()))
     }
 
     async fn invite(&self, relay: &str, offline: bool) -> InviteReport {
-        let options = InviteOptions { root: Some(self.root()), relay: Some(relay.into()), offline: Some(offline), wait: None };
+        let options = InviteOptions {
+            root: Some(self.root()),
+            relay: Some(relay.into()),
+            offline: Some(offline),
+            original: Some(self.original),
+            wait: None,
+        };
         commands::invite::run(&options).await.unwrap_or_else(|e| panic!("invite {}: {e}", self.root()))
     }
 
@@ -73,6 +87,7 @@ impl Machine {
             network: Some(self.network.into()),
             relay: Some(relay.into()),
             timeout_seconds: Some(JOIN_TIMEOUT_S),
+            original: Some(self.original),
         };
         commands::join::run(&options).await
     }
@@ -306,74 +321,21 @@ fn edits_on_both_sides_while_apart_both_survive() {
 
 // ---- 4. a relay that speaks only the original protocol --------------------------------------
 
-/// A small HTTP server on 127.0.0.1 serving `router`; stops when dropped.
-struct TestServer {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(router: axum::Router) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    TestServer { url, task }
-}
-
-/// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
-/// everything else, `/v2/*` included, is a bare 404 like any server without those routes.
-async fn original_only_proxy(upstream: &str) -> TestServer {
-    use axum::body::Bytes;
-    use axum::extract::{Path as UrlPath, State};
-    use axum::http::{header, Method, StatusCode};
-    use axum::response::{IntoResponse, Response};
-    use axum::routing::{get, post};
-
-    async fn forward(upstream: &str, method: Method, path: &str, body: Bytes) -> Response {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method, format!("{upstream}{path}"));
-        if !body.is_empty() {
-            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
-        }
-        let answer = request.send().await.expect("upstream relay answers");
-        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-        let content_type = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bytes = answer.bytes().await.unwrap();
-        (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
-    }
-    let router = axum::Router::new()
-        .route("/", get(|State(up): State<String>| async move { forward(&up, Method::GET, "/", Bytes::new()).await }))
-        .route("/pair", post(|State(up): State<String>, body: Bytes| async move { forward(&up, Method::POST, "/pair", body).await }))
-        .route(
-            "/pair/{code}",
-            get(|State(up): State<String>, UrlPath(code): UrlPath<String>| async move {
-                forward(&up, Method::GET, &format!("/pair/{code}"), Bytes::new()).await
-            }),
-        )
-        .with_state(upstream.to_string());
-    serve(router).await
-}
-
 #[test]
 fn original_protocol_relay_pairs_only_the_tagged_joiner() {
     isolated(test_path!("original_protocol_relay_pairs_only_the_tagged_joiner"), |scratch| {
         // The original protocol tells the joiner only a device ID: the machines find each other
         // by local discovery, here over a veth pair inside this test's namespace.
         lan_inside_namespace();
-        let a = Machine::with_network(scratch, "a", "lan");
-        let b = Machine::with_network(scratch, "b", "lan");
+        let a = Machine::with_network(scratch, "a", "lan").original();
+        let b = Machine::with_network(scratch, "b", "lan").original();
         block_on(async {
             let relay = TestRelay::start(Kind::Memory, unlimited()).await;
             let proxy = original_only_proxy(&relay.url).await;
             let init = a.init(&proxy.url).await;
             assert_eq!(init.invite.kind, "original", "{:?}", init.invite);
+            assert!(init.invite.note.as_deref().is_some_and(|n| n.contains("relay sees this whole code")), "{:?}", init.invite);
+            assert!(init.invite.join_command.contains("--original"), "{:?}", init.invite);
             let joined = b.join(&init.invite.code, &proxy.url).await.expect("join over the original protocol");
             assert_eq!(joined.kind, "original");
             assert_eq!(joined.peer.device_id, init.device_id);
@@ -420,8 +382,8 @@ async fn set_own_name(engine: &Engine, name: &str) {
     engine.rest().set_device_name(&engine.device_id(), name).await.unwrap();
 }
 
-/// A host with discovery off gets no original code (the joiner could never find it) but an
-/// offline code that says why, and that code pairs.
+/// A host whose relay has no v2 API gets no original code unasked (the relay would see it whole)
+/// but an offline code that says why, and that code pairs.
 #[test]
 fn original_only_relay_gives_a_direct_host_an_offline_code() {
     isolated(test_path!("original_only_relay_gives_a_direct_host_an_offline_code"), |scratch| {
@@ -433,7 +395,7 @@ fn original_only_relay_gives_a_direct_host_an_offline_code() {
             let init = a.init(&proxy.url).await;
             assert_eq!(init.invite.kind, "offline", "{:?}", init.invite);
             let note = init.invite.note.clone().unwrap_or_default();
-            assert!(note.contains("only the original protocol") && note.contains("offline code"), "{note}");
+            assert!(note.contains("no v2 pairing API") && note.contains("offline code"), "{note}");
             let joined = b.join(&init.invite.code, &proxy.url).await.expect("join with the offline code");
             assert_eq!(joined.kind, "offline");
             b.assert_connected_to(&a, &init.device_id).await;
@@ -518,7 +480,10 @@ async fn run_cli(args: &[&str]) -> (i32, String) {
 async fn refused_join(joiner: &Path, code_text: &str, relay: &str, expected: &str, exit: i32) -> String {
     assert!(!joiner.exists());
     let root = joiner.display().to_string();
-    let args = ["join", code_text, "--root", &root, "--relay", relay, "--network", "direct", "--timeout", "60", "--json"];
+    let mut args = vec!["join"];
+    // `code_text` may carry flags before the code ("--original CODE").
+    args.extend(code_text.split_whitespace());
+    args.extend(["--root", &root, "--relay", relay, "--network", "direct", "--timeout", "60", "--json"]);
     let (status, stdout) = run_cli(&args).await;
     let context = format!("join {code_text:?} via {relay}: exit {status}, stdout {stdout:?}");
     assert_eq!(stdout.lines().count(), 1, "{context}");
@@ -582,6 +547,7 @@ fn bad_codes_and_bad_relays_are_refused_cleanly() {
             let mailbox: Vec<&str> = taken.code.split('-').take(2).collect();
             let put = reqwest::Client::new()
                 .put(format!("{}/v2/mailboxes/{}/guest-pake", relay.url, mailbox.join("-")))
+                .header("authorization", "Bearer 0123456789abcdef0123456789abcdef")
                 .body(vec![7u8; 33])
                 .send()
                 .await
@@ -616,9 +582,14 @@ fn bad_codes_and_bad_relays_are_refused_cleanly() {
             refused_join(&joiner("truncated"), truncated, &relay.url, "BOTSYNC_CODE_INVALID", 1).await;
 
             // An original-protocol code cannot work with discovery off: refused before any setup.
-            let original_code = create_original_code(&relay.url, &init.device_id).await;
-            let m = refused_join(&joiner("original-direct"), &original_code, &relay.url, "BOTSYNC_USAGE", 2).await;
+            let proxy = original_only_proxy(&relay.url).await;
+            let original_code = create_original_code(&proxy.url, &init.device_id).await;
+            let asked = format!("--original {original_code}");
+            let m = refused_join(&joiner("original-direct"), &asked, &proxy.url, "BOTSYNC_USAGE", 2).await;
             assert!(m.contains("--network lan"), "{m}");
+            // `--original` with a relay that speaks v2: one line, nothing changed.
+            let m = refused_join(&joiner("original-v2"), &format!("--original {}", invite.code), &relay.url, "BOTSYNC_USAGE", 2).await;
+            assert!(m.contains("drop --original"), "{m}");
 
             // Joining one's own code, relay or offline, from the root that printed it.
             let a_status = a.status().await;

@@ -4,11 +4,12 @@
 use std::time::{Duration, SystemTime};
 
 use botsync::device_id::DeviceId;
-use botsync::pairing::mailbox::{Mailbox, Slot};
+use botsync::pairing::{AccessToken, Mailbox, Slot};
+use crate::support::pairing::Relay;
 use botsync::pairing::original::{self, OriginalCode};
 use botsync::pairing::pake::{GuestPake, HostPake, MISMATCH_MARKER};
 use botsync::pairing::relay_client::{response, RawAnswer};
-use botsync::pairing::{guest, host, JoinCode, MemoryMailbox, OfflineCode, PairingCode, PairingError, PeerInfo};
+use botsync::pairing::{guest, host, JoinCode, OfflineCode, PairingCode, PairingError, PeerInfo};
 use proptest::prelude::*;
 
 fn code_strategy() -> impl Strategy<Value = PairingCode> {
@@ -30,7 +31,7 @@ fn me() -> PeerInfo {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 proptest! {
@@ -41,7 +42,8 @@ proptest! {
         if let Ok(code) = PairingCode::parse(&input) {
             prop_assert_eq!(PairingCode::parse(&code.to_string()).unwrap(), code);
         }
-        let _ = JoinCode::parse(&input);
+        let _ = JoinCode::parse(&input, false);
+        let _ = JoinCode::parse(&input, true);
         let _ = OriginalCode::parse(&input);
     }
 
@@ -199,16 +201,17 @@ proptest! {
     #[test]
     fn guest_driver_survives_garbage_host_messages(
         code in code_strategy(),
-        host_pake in prop::collection::vec(any::<u8>(), 0..100),
-        host_data in prop::collection::vec(any::<u8>(), 0..200),
+        host_pake in prop::collection::vec(any::<u8>(), 1..100),
+        host_data in prop::collection::vec(any::<u8>(), 1..200),
     ) {
         runtime().block_on(async {
-            let store = MemoryMailbox::new();
+            let relay = Relay::start().await;
+            let store = relay.client();
             let a = store.allocate().await.unwrap();
             let secret = code.words()[2..].join("-");
             let code = PairingCode::parse(&format!("{}-{secret}", a.mailbox)).unwrap();
-            store.put(a.mailbox, Slot::HostPake, &host_pake).await.unwrap();
-            store.put(a.mailbox, Slot::HostData, &host_data).await.unwrap();
+            store.put(a.mailbox, Slot::HostPake, &a.host_token, &host_pake).await.unwrap();
+            store.put(a.mailbox, Slot::HostData, &a.host_token, &host_data).await.unwrap();
             let result = guest::join_until(&store, &code, &me(), SystemTime::now() + Duration::from_secs(5)).await;
             prop_assert!(matches!(result, Err(PairingError::CodeMismatch)), "{:?}", result);
             Ok(())
@@ -217,18 +220,20 @@ proptest! {
 
     #[test]
     fn host_driver_survives_garbage_guest_messages(
-        guest_pake in prop::collection::vec(any::<u8>(), 0..100),
-        guest_data in prop::collection::vec(any::<u8>(), 0..300),
+        guest_pake in prop::collection::vec(any::<u8>(), 1..100),
+        guest_data in prop::collection::vec(any::<u8>(), 1..300),
     ) {
         runtime().block_on(async {
-            let store = MemoryMailbox::new();
+            let relay = Relay::start().await;
+            let store = relay.client();
             let invite = host::open_invite(&store).await.unwrap();
             let id = invite.code.mailbox();
-            store.put(id, Slot::GuestPake, &guest_pake).await.unwrap();
-            store.put(id, Slot::GuestData, &guest_data).await.unwrap();
-            let result = host::complete(&store, &invite.code, &me(), SystemTime::now() + Duration::from_secs(5)).await;
+            let guest = AccessToken::random();
+            store.put(id, Slot::GuestPake, &guest, &guest_pake).await.unwrap();
+            store.put(id, Slot::GuestData, &guest, &guest_data).await.unwrap();
+            let result = host::complete(&store, &invite, &me(), SystemTime::now() + Duration::from_secs(5)).await;
             prop_assert_eq!(result, Err(PairingError::CodeMismatch));
-            let reply = store.get(id, Slot::HostData, Duration::ZERO).await.unwrap();
+            let reply = store.get(id, Slot::HostData, Some(&guest), Duration::ZERO).await.unwrap();
             prop_assert_eq!(reply.as_deref(), Some(MISMATCH_MARKER));
             Ok(())
         })?;
@@ -236,20 +241,21 @@ proptest! {
 
     /// A guest with the right code but a host-data reply that is garbage or the mismatch marker.
     #[test]
-    fn guest_rejects_a_forged_reply_after_a_real_pake(forged in prop::collection::vec(any::<u8>(), 0..200)) {
+    fn guest_rejects_a_forged_reply_after_a_real_pake(forged in prop::collection::vec(any::<u8>(), 1..200)) {
         runtime().block_on(async {
-            let store = std::sync::Arc::new(MemoryMailbox::new());
+            let relay = Relay::start().await;
+            let store = std::sync::Arc::new(relay.client());
             let invite = host::open_invite(&store).await.unwrap();
             let code = invite.code;
             let id = code.mailbox();
             let (_host, host_msg) = HostPake::start(&code);
-            store.put(id, Slot::HostPake, &host_msg).await.unwrap();
+            store.put(id, Slot::HostPake, &invite.host_token, &host_msg).await.unwrap();
             let guest_store = store.clone();
             let guest = tokio::spawn(async move {
                 guest::join_until(&guest_store, &code, &me(), SystemTime::now() + Duration::from_secs(5)).await
             });
-            store.get(id, Slot::GuestData, Duration::from_secs(5)).await.unwrap().unwrap();
-            store.put(id, Slot::HostData, &forged).await.unwrap();
+            store.get(id, Slot::GuestData, Some(&invite.host_token), Duration::from_secs(5)).await.unwrap().unwrap();
+            store.put(id, Slot::HostData, &invite.host_token, &forged).await.unwrap();
             let result = guest.await.unwrap();
             prop_assert_eq!(result, Err(PairingError::CodeMismatch));
             Ok(())

@@ -1,116 +1,39 @@
-//! The relay client against real HTTP servers on loopback: the v2 contract, the original
-//! protocol, and relays that are down, rate limiting, slow, or not relays at all.
+//! The relay client against HTTP servers on loopback that are not (quite) v2 relays: an
+//! original-only relay, and relays that are down, rate limiting, slow, or not relays at all.
+//! (The v2 exchange over HTTP against the real relay is tests/pairing_exchange.rs.)
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Json, Router};
-use botsync::pairing::exchange::guest::{join_via_relay, Joined};
-use botsync::pairing::mailbox::{Mailbox, Slot};
 use botsync::pairing::original::{self, OriginalCode, OriginalPayload};
-use botsync::pairing::{guest, host, name_tag, PairingCode, PairingError, RelayClient};
+use botsync::pairing::{guest, host, name_tag, Mailbox, PairingCode, PairingError, RelayClient};
+use crate::support::lying_relay::{LyingRelay, Verdict};
 use crate::support::pairing::*;
-use crate::support::relay::{unlimited, Kind, TestRelay};
 
-/// The real relay in this process (memory store, no rate limits): v2 and the original protocol.
-async fn real_relay() -> TestRelay {
-    TestRelay::start(Kind::Memory, unlimited()).await
-}
-
-fn soon(secs: u64) -> SystemTime {
-    SystemTime::now() + Duration::from_secs(secs)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_exchange_over_http() {
-    let server = real_relay().await;
-    let host_relay = RelayClient::new(&server.url).unwrap();
-    let guest_relay = RelayClient::new(&format!("{}/", server.url)).unwrap();
-    let invite = host::open_invite(&host_relay).await.unwrap();
-    let code = invite.code;
-    let host_task = tokio::spawn(async move { host::complete(&host_relay, &code, &host_info(), soon(30)).await });
-    // The guest starts first in real life too: its long-poll waits for host-pake.
-    let got_host = guest::join(&guest_relay, &invite.code, &info(2, "laptop")).await.unwrap();
-    assert_eq!(got_host, host_info());
-    assert_eq!(host_task.await.unwrap().unwrap(), info(2, "laptop"));
-    // host-data was read: the mailbox is gone, the code is spent.
-    assert_eq!(
-        guest_relay.get(invite.code.mailbox(), Slot::HostPake, Duration::ZERO).await,
-        Err(PairingError::CodeExpired)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_poll_returns_when_the_slot_is_written() {
-    let server = real_relay().await;
-    let relay = RelayClient::new(&server.url).unwrap();
-    let a = relay.allocate().await.unwrap();
-    assert_eq!(relay.get(a.mailbox, Slot::GuestPake, Duration::from_millis(100)).await, Ok(None));
-    let writer = relay.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        writer.put(a.mailbox, Slot::GuestPake, b"hello").await.unwrap();
-    });
-    let started = std::time::Instant::now();
-    let got = relay.get(a.mailbox, Slot::GuestPake, Duration::from_secs(20)).await.unwrap();
-    assert_eq!(got.as_deref(), Some(&b"hello"[..]));
-    assert!(started.elapsed() < Duration::from_secs(10), "long-poll did not return on write");
-    assert_eq!(relay.put(a.mailbox, Slot::GuestPake, b"again").await, Err(PairingError::CodeAlreadyUsed));
-    relay.delete(a.mailbox).await.unwrap();
-    relay.delete(a.mailbox).await.unwrap();
-    assert_eq!(relay.put(a.mailbox, Slot::HostPake, b"x").await, Err(PairingError::CodeExpired));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_racing_guests_over_http() {
-    const GUESTS: usize = 20;
-    let server = real_relay().await;
-    let relay = Arc::new(RaceGuests::new(RelayClient::new(&server.url).unwrap(), GUESTS));
-    let code = host::open_invite(&relay).await.unwrap().code;
-    let guests: Vec<_> = (0..GUESTS)
-        .map(|i| {
-            let relay = relay.clone();
-            tokio::spawn(async move { guest::join_until(&relay, &code, &info(10 + i as u8, "racer"), soon(30)).await })
-        })
-        .collect();
-    host::complete(&relay, &code, &host_info(), soon(30)).await.unwrap();
-    let results: Vec<_> = futures_join(guests).await;
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert!(results.iter().filter(|r| r.is_err()).all(|r| *r == Err(PairingError::CodeAlreadyUsed)));
-}
-
-async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_code_over_http_is_a_mismatch_on_both_sides() {
-    let server = real_relay().await;
-    let relay = RelayClient::new(&server.url).unwrap();
-    let code = host::open_invite(&relay).await.unwrap().code;
-    let mut words = code.words();
-    words[2] = if words[2] == "zoo" { "zebra" } else { "zoo" };
-    let wrong = PairingCode::parse(&words.join(" ")).unwrap();
-    let host_relay = relay.clone();
-    let host_task = tokio::spawn(async move { host::complete(&host_relay, &code, &host_info(), soon(30)).await });
-    assert_eq!(guest::join(&relay, &wrong, &info(2, "g")).await, Err(PairingError::CodeMismatch));
-    assert_eq!(host_task.await.unwrap(), Err(PairingError::CodeMismatch));
+/// The real relay behind a proxy that has no v2 API, like an original-only relay.
+async fn original_only() -> LyingRelay {
+    LyingRelay::start(|seen, _| {
+        if seen.target.starts_with("/v2") {
+            Verdict::Answer(404, "text/plain", b"404 page not found".to_vec())
+        } else {
+            Verdict::Forward
+        }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn original_only_relay_is_detected_and_its_flow_works() {
-    let server = serve(original_router()).await;
+    let server = original_only().await;
     let relay = RelayClient::new(&server.url).unwrap();
     assert_eq!(
         host::open_invite(&relay).await.unwrap_err(),
         PairingError::OriginalOnlyRelay { url: server.url.clone() }
     );
+    assert_eq!(relay.info().await, Ok(None));
+    assert!(server.upstream.client().info().await.unwrap().is_some(), "the real relay speaks v2");
 
     // Host: publish the device ID. Joiner: trade the code for it, once.
     let host_payload = OriginalPayload { device_id: device(1), network_id: None, network_secret: None };
@@ -125,31 +48,6 @@ async fn original_only_relay_is_detected_and_its_flow_works() {
     assert!(original::verify_device_name(&code, &joiner, &announced));
     assert!(!original::verify_device_name(&code, &device(3), &announced));
     assert!(!original::verify_device_name(&code, &joiner, "laptop"));
-}
-
-#[tokio::test]
-async fn a_joiner_falls_back_to_the_original_protocol() {
-    // Against an original-only relay, and against a dual relay with an original code.
-    let (original_only, dual) = (serve(original_router()).await, real_relay().await);
-    for url in [&original_only.url, &dual.url] {
-        let relay = RelayClient::new(url).unwrap();
-        let payload = OriginalPayload { device_id: device(1), network_id: Some("n".into()), network_secret: None };
-        let code = original::create(&relay, &payload).await.unwrap();
-        let code = PairingCode::parse(code.as_str()).unwrap();
-        assert_eq!(join_via_relay(&relay, &code, &info(2, "g")).await, Ok(Joined::Original(payload)));
-        assert_eq!(join_via_relay(&relay, &code, &info(2, "g")).await, Err(PairingError::CodeExpired));
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joiner_on_a_dual_relay_uses_v2_for_v2_codes() {
-    let server = real_relay().await;
-    let relay = RelayClient::new(&server.url).unwrap();
-    let code = host::open_invite(&relay).await.unwrap().code;
-    let host_relay = relay.clone();
-    let host_task = tokio::spawn(async move { host::complete(&host_relay, &code, &host_info(), soon(30)).await });
-    assert_eq!(join_via_relay(&relay, &code, &info(2, "g")).await, Ok(Joined::V2(host_info())));
-    host_task.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -215,7 +113,7 @@ async fn an_html_server_is_not_a_relay() {
             "status {status}"
         );
         let code: PairingCode = "abandon-ability-able-about-above".parse().unwrap();
-        let e = join_via_relay(&relay, &code, &info(2, "g")).await.unwrap_err();
+        let e = guest::join(&relay, &code, &info(2, "g")).await.unwrap_err();
         assert!(matches!(e, PairingError::RelayProtocol { .. }), "status {status}: {e:?}");
     }
 }

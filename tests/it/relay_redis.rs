@@ -15,11 +15,16 @@ async fn create_code(relay: &TestRelay) -> String {
     response.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string()
 }
 
-async fn create_mailbox(relay: &TestRelay) -> String {
+/// A mailbox id and the `Authorization` value of its host.
+async fn create_mailbox(relay: &TestRelay) -> (String, String) {
     let response = client().post(relay.at("/v2/mailboxes")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["mailbox"].as_str().unwrap().to_string()
+    let body = response.json::<Value>().await.unwrap();
+    (body["mailbox"].as_str().unwrap().to_string(), format!("Bearer {}", body["hostToken"].as_str().unwrap()))
 }
+
+const GUEST: &str = "Bearer 0123456789abcdef0123456789abcdef";
+const OTHER_GUEST: &str = "Bearer fedcba9876543210fedcba9876543210";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_codes_and_mailboxes() {
@@ -33,14 +38,15 @@ async fn two_instances_share_codes_and_mailboxes() {
     assert_eq!(client().get(a.at(&format!("/pair/{code}"))).send().await.unwrap().status(), StatusCode::NOT_FOUND);
 
     // A long-poll on B sees a write made through A (B polls the shared store).
-    let mailbox = create_mailbox(&a).await;
+    let (mailbox, host) = create_mailbox(&a).await;
     let poll_url = b.at(&format!("/v2/mailboxes/{mailbox}/host-pake?wait=10000"));
     let waiter = tokio::spawn(async move {
         let response = client().get(poll_url).send().await.unwrap();
         (response.status(), response.bytes().await.unwrap(), Instant::now())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let written = client().put(a.at(&format!("/v2/mailboxes/{mailbox}/host-pake"))).body("pake-A").send().await.unwrap();
+    let written =
+        client().put(a.at(&format!("/v2/mailboxes/{mailbox}/host-pake"))).header("authorization", &host).body("pake-A").send().await.unwrap();
     assert_eq!(written.status(), StatusCode::CREATED);
     let wrote_at = Instant::now();
     let (status, bytes, answered_at) = waiter.await.unwrap();
@@ -49,8 +55,9 @@ async fn two_instances_share_codes_and_mailboxes() {
     assert!(answered_at.duration_since(wrote_at) < Duration::from_millis(500), "cross-instance wake-up was slow");
 
     // Write-once holds across instances.
-    let first = client().put(b.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"))).body("g1").send().await.unwrap();
-    let second = client().put(a.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"))).body("g2").send().await.unwrap();
+    let first = client().put(b.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"))).header("authorization", GUEST).body("g1").send().await.unwrap();
+    let second =
+        client().put(a.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"))).header("authorization", OTHER_GUEST).body("g2").send().await.unwrap();
     assert_eq!((first.status(), second.status()), (StatusCode::CREATED, StatusCode::CONFLICT));
 }
 
@@ -59,8 +66,14 @@ async fn a_restarted_instance_still_resolves_live_codes_and_mailboxes() {
     let redis = Arc::new(RedisServer::start());
     let mut first = TestRelay::with_redis(redis.clone(), unlimited()).await;
     let code = create_code(&first).await;
-    let mailbox = create_mailbox(&first).await;
-    let put = client().put(first.at(&format!("/v2/mailboxes/{mailbox}/host-pake"))).body("before restart").send().await.unwrap();
+    let (mailbox, host) = create_mailbox(&first).await;
+    let put = client()
+        .put(first.at(&format!("/v2/mailboxes/{mailbox}/host-pake")))
+        .header("authorization", &host)
+        .body("before restart")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
     first.stop().await;
     drop(first);
@@ -72,8 +85,12 @@ async fn a_restarted_instance_still_resolves_live_codes_and_mailboxes() {
     let slot = client().get(second.at(&format!("/v2/mailboxes/{mailbox}/host-pake"))).send().await.unwrap();
     assert_eq!(slot.status(), StatusCode::OK);
     assert_eq!(slot.bytes().await.unwrap().as_ref(), b"before restart");
-    let guest = client().put(second.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"))).body("g").send().await.unwrap();
+    let guest = client().put(second.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"))).header("authorization", GUEST).body("g").send().await.unwrap();
     assert_eq!(guest.status(), StatusCode::CREATED);
+    // The host token from before the restart still authorizes the host, and only it.
+    let url = second.at(&format!("/v2/mailboxes/{mailbox}/guest-pake"));
+    assert_eq!(client().get(&url).header("authorization", GUEST).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(client().get(&url).header("authorization", &host).send().await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,13 +125,12 @@ async fn every_key_carries_its_own_expiry() {
 
     let mut connection = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg("test:*").query(&mut connection).unwrap();
-    assert_eq!(keys.len(), 5, "pair, net, mailbox and two rate counters: {keys:?}");
+    assert_eq!(keys.len(), 5, "pair, mailbox, the live-mailbox index and two rate counters (no network hash): {keys:?}");
     for key in keys {
         let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query(&mut connection).unwrap();
         let bound_ms = match key.split(':').nth(1).unwrap() {
-            "pair" | "mb" => 600_000,
+            "pair" | "mb" | "live" | "bytes" | "bytes-total" => 600_000,
             "rl" => 60_000,
-            "net" => 30 * 24 * 3_600_000,
             other => panic!("unexpected key kind {other} in {key}"),
         };
         assert!(ttl_ms > 0 && ttl_ms <= bound_ms, "{key}: PTTL {ttl_ms}");

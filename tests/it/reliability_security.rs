@@ -200,8 +200,8 @@ async fn the_relay_never_holds_plaintext_peer_details_or_the_secret() {
     };
     let deadline = SystemTime::now() + Duration::from_secs(20);
     let host_side = {
-        let (client, host_info) = (client.clone(), host_info.clone());
-        tokio::spawn(async move { host::complete(&client, &code, &host_info, deadline).await })
+        let (client, host_info, invite) = (client.clone(), host_info.clone(), invite.clone());
+        tokio::spawn(async move { host::complete(&client, &invite, &host_info, deadline).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got_host = guest::join_until(&client, &code, &guest_info, deadline).await.expect("guest");

@@ -87,6 +87,10 @@ impl EventDeriver {
         }
     }
 
+    pub fn root(&self) -> &SyncRoot {
+        &self.root
+    }
+
     pub fn with_join_window(mut self, window: Duration) -> Self {
         self.join_window = window;
         self
@@ -118,24 +122,8 @@ impl EventDeriver {
     pub fn seed_from_disk(&mut self) {
         for folder in SharedFolder::ALL {
             let base = self.root.folder_dir(folder);
-            let mut stack = vec![base.clone()];
-            while let Some(dir) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    let Ok(relative) = path.strip_prefix(&base) else { continue };
-                    let relative = relative.to_string_lossy().replace('\\', "/");
-                    if is_syncthing_internal(&relative) {
-                        continue;
-                    }
-                    match entry.file_type() {
-                        Ok(t) if t.is_dir() => stack.push(path),
-                        Ok(_) => {
-                            self.known_files.insert((folder.folder_id(), relative));
-                        }
-                        Err(_) => {}
-                    }
-                }
+            for (relative, _) in folder_files(&base, &base, usize::MAX).0 {
+                self.known_files.insert((folder.folder_id(), relative));
             }
         }
     }
@@ -334,7 +322,7 @@ impl EventDeriver {
     }
 
     /// A peer from a full or short device ID.
-    fn peer(&self, id: &str) -> Peer {
+    pub fn peer(&self, id: &str) -> Peer {
         let short = short_id(id);
         let found = self.peers.iter().find(|(full, _)| full.as_str() == id || short_id(full) == short);
         match found {
@@ -346,6 +334,34 @@ impl EventDeriver {
 
 fn short_id(device_id: &str) -> &str {
     device_id.get(..7).unwrap_or(device_id)
+}
+
+/// Everything but directories under `start` (inside the folder at `base`), as (path relative to
+/// `base` with `/` separators, metadata not following symlinks), skipping Syncthing's own
+/// files; at most `limit` of them, and whether more were left out.
+pub fn folder_files(base: &Path, start: &Path, limit: usize) -> (Vec<(String, std::fs::Metadata)>, bool) {
+    let mut found = Vec::new();
+    let mut stack = vec![start.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(relative) = path.strip_prefix(base) else { continue };
+            let relative = relative.to_string_lossy().replace('\\', "/");
+            if is_syncthing_internal(&relative) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if found.len() == limit {
+                return (found, true);
+            } else {
+                found.push((relative, meta));
+            }
+        }
+    }
+    (found, false)
 }
 
 /// Syncthing's own files: temporaries while pulling, the folder marker, ignores, versions.

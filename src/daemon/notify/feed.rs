@@ -6,10 +6,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::engine::events::{EventBatch, EventStream};
+use crate::engine::events::{EventBatch, EventData, EventStream};
 use crate::engine::{Engine, EngineError, RestClient, RestError};
-use crate::root::SyncRoot;
+use crate::root::{SharedFolder, SyncRoot};
 
+use super::delivery::DeliveryTracker;
 use super::derive::EventDeriver;
 use super::model::BotsyncEvent;
 use super::NotifyError;
@@ -24,6 +25,9 @@ pub struct EventFeed {
     retry: Duration,
     /// The error Syncthing gave last, while it keeps failing.
     last_error: Option<String>,
+    deliveries: DeliveryTracker,
+    /// Folder ID -> the peers it is shared with (full device IDs), for receipts.
+    folder_peers: std::collections::HashMap<String, Vec<String>>,
 }
 
 enum Woke {
@@ -51,7 +55,15 @@ impl EventFeed {
 
     pub async fn start_with(mut stream: EventStream, deriver: EventDeriver) -> Result<Self, NotifyError> {
         stream.skip_to_now().await?;
-        let mut feed = EventFeed { stream, deriver, ready: VecDeque::new(), retry: RETRY_MIN, last_error: None };
+        let mut feed = EventFeed {
+            stream,
+            deriver,
+            ready: VecDeque::new(),
+            retry: RETRY_MIN,
+            last_error: None,
+            deliveries: DeliveryTracker::new(),
+            folder_peers: Default::default(),
+        };
         feed.learn_engine().await;
         Ok(feed)
     }
@@ -92,9 +104,26 @@ impl EventFeed {
                         self.learn_engine().await;
                     }
                     let now = Instant::now();
+                    let mut updated_folders: Vec<String> = Vec::new();
                     for event in &batch.events {
                         self.ready.extend(self.deriver.feed(event, now));
+                        match &event.data {
+                            EventData::LocalChangeDetected(change) => {
+                                let peers = self.folder_peers.get(change.folder_id()).map(Vec::as_slice).unwrap_or(&[]);
+                                self.deliveries.local_change(change.folder_id(), &change.path, &change.item_type, peers, now);
+                            }
+                            EventData::RemoteIndexUpdated(update) if !updated_folders.contains(&update.folder) => {
+                                updated_folders.push(update.folder.clone());
+                            }
+                            // A peer paired after the feed started shares the folders from now on.
+                            EventData::DeviceConnected(_) => self.learn_folders().await,
+                            _ => {}
+                        }
                     }
+                    for folder in updated_folders {
+                        self.check_deliveries(&folder).await;
+                    }
+                    self.deliveries.expire(now);
                 }
                 Woke::Batch(Err(error)) => {
                     self.last_error = Some(error.to_string());
@@ -104,6 +133,37 @@ impl EventFeed {
             }
             self.ready.extend(self.deriver.flush_expired(Instant::now()));
         }
+    }
+
+    /// Looks up the paths waiting for receipts in `folder_id` and queues a `delivered` event
+    /// for each peer that now holds one.
+    async fn check_deliveries(&mut self, folder_id: &str) {
+        let Some(me) = self.stream.local_device().map(|id| id.get(..7).unwrap_or(id).to_string()) else { return };
+        let Some(folder) = SharedFolder::from_folder_id(folder_id) else { return };
+        for path in self.deliveries.pending_in(folder_id) {
+            let file = match self.stream.rest().db_file(folder_id, &path).await {
+                Ok(file) => file,
+                // Syncthing busy or away: the next index update looks again.
+                Err(_) => continue,
+            };
+            for receipt in self.deliveries.observe(folder_id, &path, file.as_ref(), &me) {
+                let mut local_path = self.stream_root().folder_dir(folder);
+                local_path.extend(receipt.path.split('/'));
+                self.ready.push_back(BotsyncEvent::Delivered {
+                    folder: folder.dir_name().to_string(),
+                    path: receipt.path,
+                    local_path: local_path.display().to_string(),
+                    peer: self.deriver.peer(&receipt.peer),
+                    version: receipt.version,
+                    deleted: receipt.deleted,
+                    at: crate::clock::rfc3339(crate::clock::now_ms()),
+                });
+            }
+        }
+    }
+
+    fn stream_root(&self) -> &SyncRoot {
+        self.deriver.root()
     }
 
     /// Who we are, who the peers are and which files exist: at start and after a Syncthing restart.
@@ -119,6 +179,18 @@ impl EventFeed {
                 self.deriver.learn_peer(&id, &device.name);
             }
         }
+        self.learn_folders().await;
         self.deriver.seed_from_disk();
+    }
+
+    /// Which peers each folder is shared with (receipts are owed by those).
+    async fn learn_folders(&mut self) {
+        let local = self.stream.local_device().map(str::to_owned);
+        if let Ok(folders) = self.stream.rest().folders().await {
+            self.folder_peers = folders
+                .into_iter()
+                .map(|f| (f.id, f.devices.into_iter().map(|d| d.device_id.to_string()).filter(|id| Some(id) != local.as_ref()).collect()))
+                .collect();
+        }
     }
 }

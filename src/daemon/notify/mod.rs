@@ -6,6 +6,7 @@
 //! POSTs), with `outbox::Outbox` on disk and `settings::NotifySettings` for the URL and token.
 //! `service::serve` runs the whole chain for the daemon.
 
+pub mod delivery;
 pub mod derive;
 pub mod feed;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod outbox;
 pub mod run;
 pub mod service;
 pub mod settings;
+pub mod untrusted;
 
 use crate::engine::RestError;
 use crate::root::SyncRoot;

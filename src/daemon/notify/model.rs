@@ -40,11 +40,14 @@ impl Peer {
     }
 
     /// `laptop (ABCDEF1)`, or just the short ID when the name is the short ID.
+    /// The name is the peer's choice: control and invisible characters are escaped (see
+    /// `untrusted`), so that printing it cannot drive the terminal.
     pub fn label(&self) -> String {
+        let id = super::untrusted::short_id(self.short_id());
         if self.name.is_empty() || self.name == self.short_id() {
-            self.short_id().to_string()
+            id
         } else {
-            format!("{} ({})", self.name, self.short_id())
+            format!("{} ({id})", super::untrusted::escaped(&self.name, super::untrusted::MAX_NAME_CHARS))
         }
     }
 }
@@ -99,6 +102,23 @@ pub enum BotsyncEvent {
     /// A new machine was paired with this root (reported by the pairing layer, not by Syncthing).
     #[serde(rename_all = "camelCase")]
     Paired { peer: Peer, at: String },
+    /// A change made on this machine reached a peer: the peer announced that it holds this
+    /// version of the file (a receipt, not a guess). Once per peer and version.
+    #[serde(rename_all = "camelCase")]
+    Delivered {
+        folder: String,
+        /// Relative to the folder, with `/` separators.
+        path: String,
+        /// Absolute path on this machine.
+        local_path: String,
+        peer: Peer,
+        /// Syncthing's version vector of the delivered version (`SHORTID:counter,…`).
+        version: String,
+        /// The delivered change is a deletion.
+        deleted: bool,
+        /// When this machine learned of the delivery (RFC 3339).
+        at: String,
+    },
 }
 
 impl BotsyncEvent {
@@ -108,14 +128,20 @@ impl BotsyncEvent {
             BotsyncEvent::File { folder, path, action, size, peer, .. } => {
                 let from = peer.as_ref().map(|p| format!(" from {}", p.label())).unwrap_or_default();
                 let size = size.map(|s| format!(" ({})", human_size(s))).unwrap_or_default();
+                let path = super::untrusted::escaped(path, super::untrusted::MAX_PATH_CHARS);
                 format!("{:<8} {folder}/{path}{size}{from}", action.as_str())
             }
             BotsyncEvent::DeviceConnected { peer, address, .. } => format!("online   {} at {address}", peer.label()),
             BotsyncEvent::DeviceDisconnected { peer, .. } => format!("offline  {}", peer.label()),
             BotsyncEvent::Conflict { folder, path, copy, .. } => {
+                let (path, copy) = (super::untrusted::escaped(path, super::untrusted::MAX_PATH_CHARS), super::untrusted::escaped(copy, super::untrusted::MAX_PATH_CHARS));
                 format!("conflict {folder}/{path}: both versions kept, the other as {folder}/{copy}")
             }
             BotsyncEvent::Paired { peer, .. } => format!("paired   {}", peer.label()),
+            BotsyncEvent::Delivered { folder, path, peer, deleted, .. } => {
+                let what = if *deleted { "deletion of " } else { "" };
+                format!("delivered {what}{folder}/{path} to {}", peer.label())
+            }
         }
     }
 }
@@ -152,6 +178,23 @@ mod tests {
         assert_eq!(json["peer"]["deviceId"], "ABCDEFG-XXX");
         let back: BotsyncEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn watch_lines_cannot_drive_the_terminal() {
+        let peer = Peer { device_id: "ABCDEFG-XXX".into(), name: "lap\u{1b}[2Jtop\nfake".into() };
+        let event = BotsyncEvent::File {
+            folder: "shared".into(),
+            path: "a\u{1b}]0;owned\u{7}.txt".into(),
+            local_path: "/r/shared/a".into(),
+            action: FileAction::Added,
+            size: None,
+            peer: Some(peer),
+            at: "t".into(),
+        };
+        let line = event.human();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(line, "added    shared/a\\u{1b}]0;owned\\u{7}.txt from lap\\u{1b}[2Jtop\\nfake (ABCDEFG)");
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub async fn run_notifier(
         }
     };
     let mut failing = false;
+    let session = session_key(&root);
     loop {
         while let Ok(event) = events.try_recv() {
             core.push(&event, Instant::now());
@@ -91,7 +92,7 @@ pub async fn run_notifier(
         if let Some(message) = core.poll_send(Instant::now()) {
             // The message is on disk before it goes out: a crash mid-POST sends it twice, never zero times.
             save(&mut core);
-            let (outcome, detail) = post(&http, &settings, &message, options.post_timeout).await;
+            let (outcome, detail) = post(&http, &settings, &message, &session, options.post_timeout).await;
             core.finish(outcome, Instant::now());
             save(&mut core);
             match outcome {
@@ -134,8 +135,8 @@ pub async fn run_notifier(
 }
 
 /// One POST of `message`, and how it went (with a short reason for the log).
-async fn post(http: &reqwest::Client, settings: &NotifySettings, message: &str, timeout: Duration) -> (Outcome, String) {
-    let body = payload(message);
+async fn post(http: &reqwest::Client, settings: &NotifySettings, message: &str, session_key: &str, timeout: Duration) -> (Outcome, String) {
+    let body = payload(message, session_key);
     let result = http
         .post(&settings.url)
         .bearer_auth(settings.token.expose())
@@ -161,15 +162,31 @@ async fn post(http: &reqwest::Client, settings: &NotifySettings, message: &str, 
     }
 }
 
-/// The OpenClaw hooks payload for one message.
-pub fn payload(message: &str) -> serde_json::Value {
+/// The OpenClaw hooks payload for one message, per the gateway's documented `/hooks/agent`
+/// schema: `message` (required), `name`, `sessionKey`, `wakeMode`, `deliver`. No `channel`:
+/// the gateway takes only a concrete channel id paired with `to` there (`"last"` is refused
+/// with 400), so the agent's own routing decides where a reply goes.
+pub fn payload(message: &str, session_key: &str) -> serde_json::Value {
     json!({
         "message": message,
         "name": "BotSync",
+        "sessionKey": session_key,
         "wakeMode": "now",
         "deliver": true,
-        "channel": "last",
     })
+}
+
+/// `hook:botsync:<root>`: one stable conversation per root, so an agent sees a root's
+/// deliveries together. The gateway must allow caller keys (`hooks.allowRequestSessionKey`)
+/// with a prefix such as `hook:`.
+pub fn session_key(root: &SyncRoot) -> String {
+    let path = root.path().display().to_string();
+    let slug: String = path
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' })
+        .collect();
+    format!("hook:botsync:{}", if slug.is_empty() { "root".into() } else { slug })
 }
 
 /// A log sink that blanks the token wherever it would appear (say, inside a URL in an error).

@@ -3,11 +3,15 @@
 //! it starts can reach beyond loopback, and whatever it leaves running is killed afterwards by the
 //! outer process. The submodules hold the doubles and harnesses: `relay` (the real relay
 //! in-process, a private Redis), `notify` (fake Syncthing REST and OpenClaw endpoints), `pairing`
-//! (an original-only relay and mailboxes that misbehave on purpose), `reliability` (the CLI as a
-//! child process, paired roots), `watcher` (two raw Syncthings configured through REST).
+//! (the real relay as a client's other end, mailboxes that misbehave on purpose), `lying_relay`
+//! (a server of the tests' own in front of the real relay that records and lies), `reliability` (the CLI as a
+//! child process, paired roots), `watcher` (two raw Syncthings configured through REST), `agents`
+//! (two roots paired in-process for receipts and versions).
 
 #![allow(dead_code)]
 
+pub mod agents;
+pub mod lying_relay;
 pub mod notify;
 pub mod pairing;
 #[macro_use]
@@ -54,9 +58,10 @@ pub fn isolated(name: impl AsRef<str>, body: impl FnOnce(&Path)) {
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(INNER_ENV, "1")
         .env(SCRATCH_ENV, scratch.path())
-        // Never the user's real download cache; Debian's Syncthing unless a test says otherwise.
+        // Never the user's real download cache; Debian's Syncthing unless `BOTSYNC_TEST_SYNCTHING`
+        // (CI's version matrix) or the test says otherwise.
         .env("XDG_DATA_HOME", scratch.path().join("xdg-data"))
-        .env("BOTSYNC_SYNCTHING", "/usr/bin/syncthing")
+        .env("BOTSYNC_SYNCTHING", std::env::var_os("BOTSYNC_TEST_SYNCTHING").unwrap_or_else(|| "/usr/bin/syncthing".into()))
         .env("BOTSYNC_DAEMON_BIN", env!("CARGO_BIN_EXE_botsync-daemon"))
         // Nothing listens on the discard port: tests that do not start a relay get offline codes.
         .env("BOTSYNC_RELAY", "http://127.0.0.1:9")

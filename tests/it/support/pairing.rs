@@ -1,21 +1,15 @@
-//! Shared by the pairing integration tests: an original-only relay (a server speaking only the
-//! original protocol, which the real relay never is; v2 tests use the real relay, `support::relay`),
-//! and mailbox wrappers that misbehave on purpose.
+//! Shared by the pairing integration tests: the real relay on loopback (as a `RelayClient`'s
+//! other end), an original-only relay (the real relay behind a proxy that forwards only the
+//! original protocol's routes), and mailbox wrappers that misbehave on purpose (a lying relay
+//! as a server is `support::lying_relay`).
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use botsync::device_id::DeviceId;
-use botsync::pairing::mailbox::{Allocation, Mailbox, Slot};
-use botsync::pairing::{MailboxId, MemberInfo, PairingCode, PairingError, PeerInfo};
-use serde_json::json;
+use botsync::pairing::{AccessToken, Allocation, MailboxId, Mailbox, MemberInfo, PairingError, PeerInfo, RelayClient, Slot};
+use botsync::relay::{MemoryStore, RateLimits, RelayConfig, RunningRelay};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -40,39 +34,72 @@ pub async fn serve(router: Router) -> TestServer {
     TestServer { url, task }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+/// The real relay (memory store, no rate limits: all test traffic is one address) on loopback.
+pub struct Relay {
+    pub url: String,
+    pub store: MemoryStore,
+    _running: RunningRelay,
 }
 
-fn banner() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "service": "botsync-relay", "version": "0.0.0-test" }))
-}
-
-/// An original-only relay: `POST /pair`, `GET /pair/:code` (once), no v2 routes at all.
-pub fn original_router() -> Router {
-    original_routes().route("/", get(|| async { banner() }))
-}
-
-fn original_routes() -> Router {
-    type Pairs = Arc<Mutex<HashMap<String, serde_json::Value>>>;
-    async fn create(State(pairs): State<Pairs>, Json(payload): Json<serde_json::Value>) -> Response {
-        if payload.get("deviceId").and_then(|d| d.as_str()).is_none() {
-            return error(StatusCode::BAD_REQUEST, "deviceId required");
-        }
-        let code = PairingCode::generate(&MailboxId::random()).to_string();
-        pairs.lock().unwrap().insert(code.clone(), payload);
-        (StatusCode::CREATED, Json(json!({ "code": code }))).into_response()
+impl Relay {
+    pub async fn start() -> Relay {
+        Self::with_config(unlimited()).await
     }
-    async fn lookup(State(pairs): State<Pairs>, Path(code): Path<String>) -> Response {
-        match pairs.lock().unwrap().remove(&code) {
-            Some(payload) => Json(payload).into_response(),
-            None => error(StatusCode::NOT_FOUND, "unknown or expired code"),
-        }
+
+    pub async fn with_config(config: RelayConfig) -> Relay {
+        let store = MemoryStore::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = botsync::relay::serve(listener, store.clone(), config).unwrap();
+        Relay { url: running.url(), store, _running: running }
     }
-    Router::new()
-        .route("/pair", post(create))
-        .route("/pair/{code}", get(lookup))
-        .with_state(Pairs::default())
+
+    pub fn client(&self) -> RelayClient {
+        RelayClient::new(&self.url).unwrap()
+    }
+
+    /// Mailboxes alive on the relay right now.
+    pub fn live_mailboxes(&self) -> usize {
+        self.store.dump().iter().filter(|(k, _)| k.starts_with("mb:") && k.matches(':').count() == 1).count()
+    }
+}
+
+/// Relay defaults without rate limits.
+pub fn unlimited() -> RelayConfig {
+    RelayConfig { limits: RateLimits::unlimited(), ..RelayConfig::default() }
+}
+
+/// The real relay behind a proxy that forwards only the original API (`/`, `/pair`, `/pair/:code`);
+/// everything else, `/v2/*` included, is a bare 404 like any server without those routes.
+pub async fn original_only_proxy(upstream: &str) -> TestServer {
+    use axum::body::Bytes;
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+
+    async fn forward(upstream: &str, method: Method, path: &str, body: Bytes) -> Response {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, format!("{upstream}{path}"));
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+        }
+        let answer = request.send().await.expect("upstream relay answers");
+        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+        let content_type = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = answer.bytes().await.unwrap();
+        (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
+    }
+    let router = axum::Router::new()
+        .route("/", get(|State(up): State<String>| async move { forward(&up, Method::GET, "/", Bytes::new()).await }))
+        .route("/pair", post(|State(up): State<String>, body: Bytes| async move { forward(&up, Method::POST, "/pair", body).await }))
+        .route(
+            "/pair/{code}",
+            get(|State(up): State<String>, UrlPath(code): UrlPath<String>| async move {
+                forward(&up, Method::GET, &format!("/pair/{code}"), Bytes::new()).await
+            }),
+        )
+        .with_state(upstream.to_string());
+    serve(router).await
 }
 
 pub fn device(n: u8) -> DeviceId {
@@ -105,19 +132,19 @@ impl<M: Mailbox> Mailbox for Tamper<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         let mut data = data.to_vec();
         if slot == self.slot && !data.is_empty() {
             let middle = data.len() / 2;
             data[middle] ^= 0x01;
         }
-        self.inner.put(mailbox, slot, &data).await
+        self.inner.put(mailbox, slot, token, &data).await
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
-        self.inner.get(mailbox, slot, wait).await
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
 
@@ -141,20 +168,20 @@ impl<M: Mailbox> Mailbox for RaceGuests<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
         if slot != Slot::GuestPake {
-            return self.inner.put(mailbox, slot, data).await;
+            return self.inner.put(mailbox, slot, token, data).await;
         }
         self.ready.wait().await;
-        let result = self.inner.put(mailbox, slot, data).await;
+        let result = self.inner.put(mailbox, slot, token, data).await;
         self.written.wait().await;
         result
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
-        self.inner.get(mailbox, slot, wait).await
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }
 
@@ -170,18 +197,18 @@ impl<M: Mailbox> Mailbox for Flaky<M> {
     async fn allocate(&self) -> Result<Allocation, PairingError> {
         self.inner.allocate().await
     }
-    async fn put(&self, mailbox: MailboxId, slot: Slot, data: &[u8]) -> Result<(), PairingError> {
-        self.inner.put(mailbox, slot, data).await
+    async fn put(&self, mailbox: MailboxId, slot: Slot, token: &AccessToken, data: &[u8]) -> Result<(), PairingError> {
+        self.inner.put(mailbox, slot, token, data).await
     }
-    async fn get(&self, mailbox: MailboxId, slot: Slot, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
+    async fn get(&self, mailbox: MailboxId, slot: Slot, token: Option<&AccessToken>, wait: Duration) -> Result<Option<Vec<u8>>, PairingError> {
         use std::sync::atomic::Ordering;
         let left = self.failures.load(Ordering::SeqCst);
         if slot == self.slot && left > 0 && self.failures.compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             return Err(PairingError::RelayUnreachable { url: "flaky".into(), reason: "blip".into() });
         }
-        self.inner.get(mailbox, slot, wait).await
+        self.inner.get(mailbox, slot, token, wait).await
     }
-    async fn delete(&self, mailbox: MailboxId) -> Result<(), PairingError> {
-        self.inner.delete(mailbox).await
+    async fn delete(&self, mailbox: MailboxId, token: &AccessToken) -> Result<(), PairingError> {
+        self.inner.delete(mailbox, token).await
     }
 }

@@ -130,8 +130,7 @@ impl RelayThread {
 
     /// Generous limits: the suite makes many codes from one address.
     pub fn unlimited() -> RelayThread {
-        let limits = botsync::relay::RateLimits { pair_create: None, pair_lookup: None, mailbox_create: None, slot_access: None };
-        Self::start(botsync::relay::RelayConfig { limits, ..Default::default() })
+        Self::start(super::relay::unlimited())
     }
 }
 
@@ -189,6 +188,7 @@ pub fn join_options(root: &Path, relay: &str, code: &str) -> JoinOptions {
         network: Some("direct".into()),
         relay: Some(relay.to_string()),
         timeout_seconds: Some(60),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,101 @@
+//! Makes Syncthing's configuration match the member list: every member a device sharing the
+//! three folders and the members folder, with no introducer flag; every removed machine gone
+//! from the configuration and on Syncthing's ignore list. Idempotent: a converged root makes no
+//! configuration change, so the `ConfigSaved` events the daemon listens to settle.
+
+use std::collections::HashSet;
+
+use super::ledger::{self, Added};
+use super::{MembershipError, Store, FOLDER_ID};
+use crate::clock;
+use crate::device_id::DeviceId;
+use crate::engine::Engine;
+use crate::root::SharedFolder;
+
+/// What one pass changed in Syncthing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Members configured by this pass (added through another member, or adopted).
+    pub added: Vec<DeviceId>,
+    /// Removed machines this pass dropped from the configuration.
+    pub dropped: Vec<DeviceId>,
+}
+
+/// One pass: merge the ledgers, then bring Syncthing in line with the view. Needs Syncthing running.
+pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
+    let rest = engine.rest();
+    let me = engine.device_id();
+    let store = Store::of(engine);
+    let configured: Vec<_> = rest.devices().await?.into_iter().filter(|d| d.device_id != me).collect();
+    let now = clock::now_ms();
+    let (own, others, changed) = store.update(|own, others| {
+        let seen = ledger::view(own, others);
+        let trusted = others.iter().filter(|l| l.writer.is_some_and(|w| !seen.is_removed(&w)));
+        let mut changed = own.absorb(trusted);
+        // Devices configured without a record: a mesh from before the member list, or a pairing
+        // whose hook has not run yet. Every device botsync configures came through an
+        // authenticated exchange, so each is recorded as a member (by nobody in particular).
+        let known: HashSet<DeviceId> = std::iter::once(&*own).chain(others).flat_map(|l| l.added.iter().map(|a| a.device)).collect();
+        for device in &configured {
+            if !seen.is_removed(&device.device_id) && !known.contains(&device.device_id) {
+                let addresses = device.addresses.iter().filter(|a| *a != "dynamic").cloned().collect();
+                changed |= own.add(Added { device: device.device_id, name: device.name.clone(), addresses, by: None, at_ms: now });
+            }
+        }
+        if !configured.is_empty() && !known.contains(&me) {
+            changed |= own.add(Added { device: me, name: engine.device_name().to_string(), addresses: engine.direct_addresses(), by: None, at_ms: now });
+        }
+        changed
+    })?;
+    let view = ledger::view(&own, &others);
+    engine.ensure_members_folder().await?;
+    if changed {
+        // Syncthing's watcher would find the new ledger within a second or so; the others need it now.
+        let _ = rest.scan::<&str>(FOLDER_ID, &[]).await;
+    }
+
+    let mut outcome = Reconciled::default();
+    // Removed machines: out of the configuration (Syncthing drops them from every folder with
+    // it), then ignored, so a connection from them is refused and never listed as pending.
+    let mut to_ignore: Vec<(DeviceId, String)> = Vec::new();
+    for device in configured.iter().filter(|d| view.is_removed(&d.device_id)) {
+        rest.remove_device(&device.device_id).await?;
+        outcome.dropped.push(device.device_id);
+        to_ignore.push((device.device_id, device.name.clone()));
+    }
+    if !view.removed.is_empty() {
+        for (id, pending) in rest.pending_devices().await.unwrap_or_default() {
+            if let Ok(id) = id.parse::<DeviceId>() {
+                if view.is_removed(&id) {
+                    to_ignore.push((id, pending.name));
+                }
+            }
+        }
+    }
+    if !to_ignore.is_empty() {
+        rest.ignore_devices(&to_ignore).await?;
+    }
+
+    // Members: configured, not introducers, sharing every folder.
+    let configured_ids: HashSet<DeviceId> = configured.iter().map(|d| d.device_id).collect();
+    for member in view.members.values().filter(|m| m.device != me && !configured_ids.contains(&m.device)) {
+        engine.add_peer(&member.device, &member.name, &member.addresses).await?;
+        outcome.added.push(member.device);
+    }
+    for device in configured.iter().filter(|d| view.members.contains_key(&d.device_id)) {
+        if device.other.get("introducer").and_then(|v| v.as_bool()) == Some(true) {
+            rest.patch_json(&format!("/rest/config/devices/{}", device.device_id), &serde_json::json!({ "introducer": false })).await?;
+        }
+    }
+    let folders = rest.folders().await?;
+    let folder_ids: Vec<&str> = SharedFolder::ALL.iter().map(|f| f.folder_id()).chain([FOLDER_ID]).collect();
+    for folder_id in folder_ids {
+        let Some(folder) = folders.iter().find(|f| f.id == folder_id) else { continue };
+        for member in view.members.keys().filter(|id| **id != me) {
+            if !folder.devices.iter().any(|d| d.device_id == *member) {
+                rest.share_folder(folder_id, member).await?;
+            }
+        }
+    }
+    Ok(outcome)
+}
