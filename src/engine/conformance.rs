@@ -89,9 +89,13 @@ pub const ENDPOINTS: &[Row] = &[
         v2: src(API, "\"/rest/cluster/pending/devices\""),
     },
     Row { uses: "/rest/events", v1: src(API, "[since] [limit] [timeout] [events]"), v2: src(API, "[since] [limit] [timeout] [events]") },
+    Row { uses: "/rest/db/file", v1: src(API, "\"/rest/db/file\""), v2: src(API, "\"/rest/db/file\"") },
+    Row { uses: "/rest/db/ignores", v1: src(API, "\"/rest/db/ignores\""), v2: src(API, "\"/rest/db/ignores\"") },
+    Row { uses: "/rest/folder/versions", v1: src(API, "\"/rest/folder/versions\""), v2: src(API, "\"/rest/folder/versions\"") },
 ];
 
 const MODEL: &str = "lib/model/model.go";
+const VERSIONER: &str = "lib/versioner/versioner.go";
 const SUMMARY: &str = "lib/model/folder_summary.go";
 const OPTIONS_V1: &str = "lib/config/optionsconfiguration.pb.go";
 const OPTIONS_V2: &str = "lib/config/optionsconfiguration.go";
@@ -120,6 +124,14 @@ pub const FIELDS: &[Row] = &[
     Row { uses: "/rest/db/completion completion", v1: src(MODEL, "\"completion\":  comp.CompletionPct"), v2: src(MODEL, "\"completion\":  comp.CompletionPct") },
     Row { uses: "/rest/db/completion needBytes", v1: src(MODEL, "\"needBytes\":   comp.NeedBytes"), v2: src(MODEL, "\"needBytes\":   comp.NeedBytes") },
     Row { uses: "/rest/db/completion needItems", v1: src(MODEL, "\"needItems\":   comp.NeedItems"), v2: src(MODEL, "\"needItems\":   comp.NeedItems") },
+    Row { uses: "/rest/db/file availability", v1: src(API, "\"availability\":"), v2: src(API, "\"availability\":") },
+    Row { uses: "/rest/db/file availability id", v1: src(MODEL, "protocol.DeviceID `json:\"id\"`"), v2: src(MODEL, "protocol.DeviceID `json:\"id\"`") },
+    Row { uses: "/rest/db/file global local", v1: src(API, "\"global\":"), v2: src(API, "\"global\":") },
+    Row { uses: "/rest/db/file modifiedBy", v1: src(API, "\"modifiedBy\":"), v2: src(API, "\"modifiedBy\":") },
+    Row { uses: "/rest/db/file deleted", v1: src(API, "\"deleted\":"), v2: src(API, "\"deleted\":") },
+    Row { uses: "/rest/db/file version", v1: src(API, "jsonVersionVector(f.FileVersion())"), v2: src(API, "jsonVersionVector(f.FileVersion())") },
+    Row { uses: "/rest/folder/versions versionTime", v1: src(VERSIONER, "json:\"versionTime\""), v2: src(VERSIONER, "json:\"versionTime\"") },
+    Row { uses: "/rest/folder/versions modTime size", v1: src(VERSIONER, "json:\"modTime\""), v2: src(VERSIONER, "json:\"modTime\"") },
     Row { uses: "/rest/db/status state", v1: src(SUMMARY, "\"state\""), v2: src(SUMMARY, "json:\"state\"") },
     Row { uses: "/rest/db/status needBytes", v1: src(SUMMARY, "\"needBytes\""), v2: src(SUMMARY, "json:\"needBytes\"") },
     Row { uses: "/rest/db/status globalBytes", v1: src(SUMMARY, "\"globalBytes\""), v2: src(SUMMARY, "json:\"globalBytes\"") },
