@@ -374,7 +374,27 @@ impl Engine {
             return Ok(());
         }
         let login = GuiLogin::generate();
-        Ok(self.rest().set_gui_login(&login.user, login.expose_password()).await?)
+        self.rest().set_gui_login(&login.user, login.expose_password()).await?;
+        self.await_gui_restart().await
+    }
+
+    /// A changed GUI configuration makes Syncthing close its API listener and open it again just
+    /// after answering: the next request (e.g. `start`'s versioning check) would hit the gap.
+    /// Waits briefly for the listener to go down, then until it answers again.
+    async fn await_gui_restart(&self) -> Result<(), EngineError> {
+        let rest = self.rest().with_timeout(PROBE_TIMEOUT);
+        let went_down = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < went_down && rest.ping().await.is_ok() {
+            tokio::time::sleep(READY_POLL).await;
+        }
+        let back = Instant::now() + READY_TIMEOUT;
+        loop {
+            match rest.ping().await {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() >= back => return Err(error.into()),
+                Err(_) => tokio::time::sleep(READY_POLL).await,
+            }
+        }
     }
 
     /// Polls the API every `READY_POLL` until it answers with our key; fails early if the monitor

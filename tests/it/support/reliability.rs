@@ -228,8 +228,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
 }
 
-/// Every regular file under `dir` (relative path -> SHA-256), skipping Syncthing's own markers
-/// and temporary files.
+/// Every regular file under `dir` (relative path -> SHA-256), skipping Syncthing's own markers,
+/// temporary files and `.stversions` (each machine's own kept copies, which are never synced).
 pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
@@ -237,7 +237,7 @@ pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name == ".stfolder" || name.starts_with(".syncthing.") || name.ends_with(".tmp") || name == ".stignore" {
+            if name == ".stfolder" || name == ".stversions" || name.starts_with(".syncthing.") || name.ends_with(".tmp") || name == ".stignore" {
                 continue;
             }
             let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
