@@ -27,8 +27,9 @@ test('join - reads the code from stdin; an empty stdin is a usage error that cre
     assert.equal(error.code, 'BOTSYNC_USAGE')
     assert.match(error.message, /stdin/)
   }
-  // A code that is not one: refused as a code, so stdin really was read.
-  const bad = withStdin(['join', '-', '--json', '--root', root], 'not-a-real-code-at-all\n')
+  // Not a code of any kind (words of letters would be an original-protocol code): refused as a
+  // code, so stdin really was read.
+  const bad = withStdin(['join', '-', '--json', '--root', root], 'not-a-real-code-42\n')
   assert.equal(bad.code, 1, bad.stderr)
   assert.equal(onlyJson(bad.stdout).error.code, 'BOTSYNC_CODE_INVALID')
   assert.equal(existsSync(root), false)
@@ -39,7 +40,7 @@ test('join with no code reads BOTSYNC_CODE, and says how to give one without it'
   const none = botsync(['join', '--json', '--root', root], { env: { BOTSYNC_CODE: '' } })
   assert.equal(none.code, 2)
   assert.match(onlyJson(none.stdout).error.message, /BOTSYNC_CODE/)
-  const bad = botsync(['join', '--json', '--root', root], { env: { BOTSYNC_CODE: 'not-a-real-code-at-all' } })
+  const bad = botsync(['join', '--json', '--root', root], { env: { BOTSYNC_CODE: 'not-a-real-code-42' } })
   assert.equal(onlyJson(bad.stdout).error.code, 'BOTSYNC_CODE_INVALID')
   assert.equal(existsSync(root), false)
 })
