@@ -50,7 +50,7 @@ fn looked_at(paths: &[PathBuf]) -> String {
 /// daemon already serves this root. `wake` is notified when a new invite was recorded
 /// (`process::nudge`).
 pub async fn run(root: SyncRoot, shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> Result<(), DaemonError> {
-    let Some(_lock) = process::InstanceLock::acquire(&root)? else {
+    let Some(_lock) = process::InstanceLock::acquire(&root).await? else {
         eprintln!("another botsync-daemon already serves {}", root.display());
         return Ok(());
     };

@@ -27,6 +27,8 @@ const POLL: Duration = Duration::from_millis(10);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// A daemon that lost the lock race exits right after trying; this bounds the wait for it.
 const LOSER_EXIT: Duration = Duration::from_secs(10);
+/// How long a starting daemon waits for a lock whose recorded holder is no longer alive.
+const DYING_HOLDER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct PidRecord {
@@ -203,12 +205,28 @@ pub struct InstanceLock {
 
 impl InstanceLock {
     /// Takes the root's lock and records our PID; `Ok(None)` if another daemon holds it.
-    pub fn acquire(root: &SyncRoot) -> Result<Option<InstanceLock>, DaemonError> {
+    ///
+    /// A daemon that was just killed can still hold the lock for a moment after it stops looking
+    /// like our daemon (the kernel drops its command line before its open files), so a `stop` or
+    /// `kill -9` followed at once by a start would see "another daemon serves" with nobody left.
+    /// While the recorded holder is not a live daemon of this root, the lock is tried again for
+    /// up to `DYING_HOLDER`; a live holder answers at once.
+    pub async fn acquire(root: &SyncRoot) -> Result<Option<InstanceLock>, DaemonError> {
         let path = lock_file(root);
         let io_error = |source| DaemonError::Io { path: path.clone(), source };
         state_file::create_private_dir(&root.state_dir()).map_err(io_error)?;
-        let Some(lock) = LockFile::try_acquire_as_holder(&path).map_err(io_error)? else {
-            return Ok(None);
+        let marker = root_arg(root);
+        let identity = daemon_identity(&marker);
+        let started = Instant::now();
+        let lock = loop {
+            if let Some(lock) = LockFile::try_acquire_as_holder(&path).map_err(io_error)? {
+                break lock;
+            }
+            let holder_alive = lock::recorded_holder(&path).is_some_and(|pid| platform::is(pid, &identity));
+            if holder_alive || started.elapsed() > DYING_HOLDER {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
         };
         let pid_file = pid_file(root);
         state_file::write_json(&pid_file, &PidRecord { pid: std::process::id() })?;
