@@ -51,7 +51,9 @@ try {
       arrival.push(arrivedAt - t0)
       receipt.push(receivedAt - t0)
     }
-    await new Promise((r) => setTimeout(r, 50 + Math.random() * 150))
+    // Past Syncthing's 250 ms pause after each index it sends: closer samples measure that pause
+    // (the back-to-back case of bench/latency.sh), not one file's trip and its receipt.
+    await new Promise((r) => setTimeout(r, 300 + Math.random() * 200))
   }
   const lag = receipt.map((r, i) => r - arrival[i])
   const report = {
