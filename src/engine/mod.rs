@@ -380,20 +380,18 @@ impl Engine {
 
     /// A changed GUI configuration makes Syncthing close its API listener and open it again just
     /// after answering: the next request (e.g. `start`'s versioning check) would hit the gap.
-    /// Waits briefly for the listener to go down, then until it answers again.
+    /// Waits briefly for the listener to go down, then until it answers again (`wait_ready`).
     async fn await_gui_restart(&self) -> Result<(), EngineError> {
         let rest = self.rest().with_timeout(PROBE_TIMEOUT);
         let went_down = Instant::now() + Duration::from_secs(1);
         while Instant::now() < went_down && rest.ping().await.is_ok() {
             tokio::time::sleep(READY_POLL).await;
         }
-        let back = Instant::now() + READY_TIMEOUT;
-        loop {
-            match rest.ping().await {
-                Ok(()) => return Ok(()),
-                Err(error) if Instant::now() >= back => return Err(error.into()),
-                Err(_) => tokio::time::sleep(READY_POLL).await,
-            }
+        match self.live_monitor() {
+            Some(monitor) => self.wait_ready(monitor).await,
+            None => Err(EngineError::ExitedDuringStart {
+                log_tail: process::log_tail(&process::log_path(&self.root.state_dir()), 4),
+            }),
         }
     }
 

@@ -29,7 +29,7 @@ pub async fn pair(a: &Path, b: &Path) -> String {
         network: Some("direct".into()),
         relay: Some(relay.url()),
         timeout_seconds: Some(60),
-        original: None,
+        ..Default::default()
     })
     .await
     .expect("join B");
