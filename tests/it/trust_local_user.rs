@@ -154,6 +154,8 @@ struct OtherUser {
     name: String,
     uid: u32,
     gid: u32,
+    /// Its copy of this test binary, removed with the user.
+    exe: PathBuf,
 }
 
 impl OtherUser {
@@ -167,7 +169,7 @@ impl OtherUser {
         };
         let (uid, gid) = (id("-u"), id("-g"));
         assert_ne!(uid, 0);
-        OtherUser { name, uid, gid }
+        OtherUser { name, uid, gid, exe: intruder_exe() }
     }
 
     /// This test binary run as the other user (no supplementary groups, no capabilities).
@@ -175,7 +177,7 @@ impl OtherUser {
         let mut command = Command::new("setpriv");
         command
             .args([format!("--reuid={}", self.uid), format!("--regid={}", self.gid), "--clear-groups".into(), "--".into()])
-            .arg(intruder_exe())
+            .arg(&self.exe)
             .args(["--include-ignored", "--exact", &test_path!("intruder_entry"), "--nocapture", "--test-threads=1"])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -193,6 +195,7 @@ impl OtherUser {
 impl Drop for OtherUser {
     fn drop(&mut self) {
         let _ = Command::new("userdel").arg(&self.name).status();
+        let _ = std::fs::remove_file(&self.exe);
     }
 }
 
