@@ -300,3 +300,14 @@ pub async fn keep_versions(options: commands::versions::KeepOptions) -> Answer<c
 pub async fn mcp(options: Option<RootOptions>) -> Answer<()> {
     crate::mcp::serve_stdio(&options.unwrap_or_default()).await.into()
 }
+
+/// The daemon's entry for the launcher shipped in the npm package (`src/launcher`), which
+/// `dlopen`s this addon outside Node: the process arguments come from the OS as for any program.
+/// No N-API call is made on this path. Exported unmangled, for `dlsym`.
+#[no_mangle]
+pub extern "C" fn botsync_daemon_main() -> std::os::raw::c_int {
+    match std::panic::catch_unwind(|| crate::daemon::entry::main(std::env::args().skip(1))) {
+        Ok(code) => code,
+        Err(_) => 101,
+    }
+}

@@ -2,6 +2,7 @@
 //! start and stopped by stop. It completes pairings while codes are valid, sends notifications
 //! and asks Syncthing for immediate scans of what changed.
 
+pub mod entry;
 pub mod fast_scan;
 pub mod invite_completion;
 pub mod invites;
