@@ -7,9 +7,14 @@
 //! - `engine` (a private Syncthing; `engine::RestClient` is the only way anything talks to its REST
 //!   API, `engine::events::EventStream` follows its events), `pairing` (codes, `pairing::wire`
 //!   which `relay` shares, the PAKE exchange and the relay client), `relay` (the rendezvous
-//!   server) and `daemon` (the background process:
-//!   pairing completion, notifications, fast scans);
-//! - the leaves every layer may use: `root`, `state_file`, `device_id`, `net`, `clock` and
+//!   server), `membership` (who belongs to the mesh: the member list each machine keeps, its
+//!   reconciliation into Syncthing, and what a member tells a machine it pairs with) and
+//!   `daemon` (the background process: pairing completion, notifications, fast scans; its
+//!   process entry is `daemon::entry`, run by `src/bin/daemon.rs` and, in the npm package, by
+//!   the launcher in `src/launcher` from the addon);
+//! - `mcp` (the `botsync mcp` server) sits beside `commands` and calls them;
+//! - the leaves every layer may use: `root`, `state_file`, `device_id`, `net`, `clock`,
+//!   `folder_path`, `platform` (processes and file locks, the only OS-specific code) and
 //!   `error_code` (the stable `BOTSYNC_*` codes).
 //!
 //! No core layer imports `commands` or `error`. Each layer has its own error type;

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::init::{init_engine, InitOptions};
 use super::invite::{relay_url, PairedPeer};
 use super::Report;
-use crate::daemon::invite_completion::my_info;
 use crate::daemon::invites;
 use crate::clock::Millis;
 use crate::device_id::DeviceId;
 use crate::engine::events::{EventData, EventStream};
 use crate::engine::{BinaryLocator, Engine, EngineError, NetworkProfile};
+use crate::membership;
 use crate::error::{Error, Result};
 use crate::pairing::exchange::guest;
 use crate::pairing::name_tag::tagged_name;
@@ -205,7 +205,7 @@ type Exchanged = (PairedPeer, &'static str, u32, bool);
 
 /// The pairing proper: the v2 exchange, or adopting the host of an original or offline code.
 async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: &RelayClient, deadline: Instant) -> Result<Exchanged> {
-    let me = my_info(engine, None);
+    let me = membership::introduction(engine, None);
     let my_id = engine.device_id();
     match (code, route) {
         (JoinCode::Words(_), Some(Route::Claimed(claim))) => {

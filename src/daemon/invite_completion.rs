@@ -14,35 +14,17 @@ use super::invites::{self, InviteKind, InviteRecord, InviteStatus};
 use crate::clock;
 use crate::device_id::DeviceId;
 use crate::engine::Engine;
+use crate::membership;
 use crate::pairing::original::{self, OriginalCode};
 use crate::pairing::pake::HostSeed;
 use crate::pairing::exchange::host::Session;
-use crate::pairing::{host, HostProgress, MemberInfo, OfflineCode, PairingCode, PairingError, PeerInfo, RelayClient};
+use crate::pairing::{host, HostProgress, OfflineCode, PairingCode, PairingError, RelayClient};
 
 /// How often pending devices are checked while an original-protocol or offline invite is open.
 const TAG_CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Otherwise the invites folder is read when the CLI nudges us after recording an invite, and
 /// this often as a safety net (expiry, clean-up, a nudge lost to a race).
 const IDLE_RECHECK: Duration = Duration::from_secs(10);
-
-/// This machine as the other side should see it: where to reach us, and the rest of the mesh.
-pub fn my_info(engine: &Engine, except: Option<&DeviceId>) -> PeerInfo {
-    let members = engine
-        .configured_peers()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(id, name, addresses)| {
-            let device_id: DeviceId = id.parse().ok()?;
-            (Some(&device_id) != except).then_some(MemberInfo { device_id, name, addresses })
-        })
-        .collect();
-    PeerInfo {
-        device_id: engine.device_id(),
-        name: engine.device_name().to_string(),
-        addresses: engine.direct_addresses(),
-        members,
-    }
-}
 
 /// Runs until `shutdown` turns true.
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>, paired: mpsc::Sender<BotsyncEvent>, wake: Arc<Notify>) {
@@ -114,7 +96,7 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
             crate::membership::refuse_removed(engine, &guest.device_id).map_err(|e| e.to_string())?;
             engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;
             crate::membership::record_guest(engine, &guest.device_id, &guest.name, &guest.addresses).map_err(|e| e.to_string())?;
-            Ok(my_info(engine, Some(&guest.device_id)))
+            Ok(membership::introduction(engine, Some(&guest.device_id)))
         })
         .await
     }

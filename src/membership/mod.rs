@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use crate::clock;
 use crate::device_id::DeviceId;
 use crate::engine::{Engine, EngineError, RestError};
+use crate::pairing::{MemberInfo, PeerInfo};
 use crate::root::SyncRoot;
 use crate::state_file::{self, StateFileError};
 pub use ledger::{Added, Ledger, Verdict, View};
@@ -257,4 +258,24 @@ async fn record_verdict(engine: &Engine, device: &DeviceId, record: fn(&mut Ledg
     Store::of(engine).update(|own, _| record(own, Verdict { device: *device, by: me, at_ms }))?;
     reconcile(engine).await?;
     Ok(at_ms)
+}
+
+/// What a member tells a machine it pairs with: how to reach this one, and the rest of the mesh
+/// (every configured peer but `except`), so the newcomer can connect to all members at once.
+pub fn introduction(engine: &Engine, except: Option<&DeviceId>) -> PeerInfo {
+    let members = engine
+        .configured_peers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(id, name, addresses)| {
+            let device_id: DeviceId = id.parse().ok()?;
+            (Some(&device_id) != except).then_some(MemberInfo { device_id, name, addresses })
+        })
+        .collect();
+    PeerInfo {
+        device_id: engine.device_id(),
+        name: engine.device_name().to_string(),
+        addresses: engine.direct_addresses(),
+        members,
+    }
 }
