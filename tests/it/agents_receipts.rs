@@ -50,6 +50,26 @@ fn receipts(scratch: &Path) {
             _ => unreachable!(),
         }
 
+        // A burst: more pending paths than an index update looks up while B still needs files;
+        // every one is still delivered, at the latest once B needs nothing more.
+        let burst: Vec<String> = (0..200).map(|i| format!("burst/f{i:03}.txt")).collect();
+        std::fs::create_dir(a.join("shared/burst")).unwrap();
+        for path in &burst {
+            std::fs::write(a.join("shared").join(path), path).unwrap();
+        }
+        let mut owed: std::collections::HashSet<&str> = burst.iter().map(String::as_str).collect();
+        let all_delivered = tokio::time::timeout(Duration::from_secs(60), async {
+            while !owed.is_empty() {
+                if let BotsyncEvent::Delivered { folder, path, .. } = feed.next().await {
+                    if folder == "shared" {
+                        owed.remove(path.as_str());
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(all_delivered.is_ok(), "no receipt for {} of the 200 files of the burst", owed.len());
+
         // Already delivered: resolves without waiting at all, even with a 1 ms budget; by
         // absolute path and by peer name too.
         let again = commands::wait::run(&crate::support::agents::wait_options(&a, &a.join("deliverables/report.md").display().to_string(), 1)).await.expect("at once");

@@ -10,7 +10,7 @@ use crate::engine::events::{EventBatch, EventData, EventStream};
 use crate::engine::{Engine, EngineError, RestClient, RestError};
 use crate::root::{SharedFolder, SyncRoot};
 
-use super::delivery::DeliveryTracker;
+use super::delivery::{DeliveryTracker, LOOKUPS_WHILE_BEHIND};
 use super::derive::EventDeriver;
 use super::model::BotsyncEvent;
 use super::NotifyError;
@@ -136,11 +136,16 @@ impl EventFeed {
     }
 
     /// Looks up the paths waiting for receipts in `folder_id` and queues a `delivered` event
-    /// for each peer that now holds one.
+    /// for each peer that now holds one: all of them once an owed peer needs nothing more in the
+    /// folder (one lookup answers for every peer), else only the oldest few (see `delivery`).
     async fn check_deliveries(&mut self, folder_id: &str) {
         let Some(me) = self.stream.local_device().map(|id| id.get(..7).unwrap_or(id).to_string()) else { return };
         let Some(folder) = SharedFolder::from_folder_id(folder_id) else { return };
-        for path in self.deliveries.pending_in(folder_id) {
+        let mut pending = self.deliveries.pending_in(folder_id);
+        if pending.len() > LOOKUPS_WHILE_BEHIND && !self.a_peer_caught_up(folder_id).await {
+            pending.truncate(LOOKUPS_WHILE_BEHIND);
+        }
+        for path in pending {
             let file = match self.stream.rest().db_file(folder_id, &path).await {
                 Ok(file) => file,
                 // Syncthing busy or away: the next index update looks again.
@@ -160,6 +165,19 @@ impl EventFeed {
                 });
             }
         }
+    }
+
+    /// Whether some peer owed a receipt in `folder_id` needs nothing more there, as far as this
+    /// Syncthing knows (`/rest/db/completion`, one per peer until one is complete). Unknown
+    /// counts as behind.
+    async fn a_peer_caught_up(&self, folder_id: &str) -> bool {
+        for peer in self.deliveries.owed_peers(folder_id) {
+            let Ok(device) = peer.parse() else { continue };
+            if self.stream.rest().db_completion(folder_id, Some(&device)).await.is_ok_and(|c| c.is_complete()) {
+                return true;
+            }
+        }
+        false
     }
 
     fn stream_root(&self) -> &SyncRoot {
