@@ -19,8 +19,10 @@ else
   binaries=(/usr/bin/syncthing "$(bash scripts/syncthing-sid.sh)")
 fi
 status=0
+i=0
 for bin in "${binaries[@]}"; do
-  tag="$$-$(basename "$(dirname "$(dirname "$bin")")" | tr -cd 'a-z0-9' | head -c 6)"
+  i=$((i + 1))
+  tag="$$-$i"
   # Whatever happens, no namespace of this run outlives it (the benchmark deletes them itself).
   cleanup() { ip netns list | awk '{print $1}' | grep "^mesh-$tag-" | xargs -r -n1 ip netns del || true; }
   trap cleanup EXIT
