@@ -560,6 +560,11 @@ impl Engine {
         if !has_members_folder {
             create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
         }
+        if peers::pause_existing(&mut config, &self.state.device_id, &peers) {
+            // Only when pairing again with a machine it still has: a second commit, so that
+            // Syncthing dials it at once when it is resumed below.
+            rest.put_json("/rest/config", &config).await?;
+        }
         let changed = peers::apply(&mut config, &self.state.device_id, &peers, &folder_ids, Some((MEMBERS_FOLDER_ID, &members_folder)))
             .map_err(|reason| RestError::Decode { path: "/rest/config".into(), reason })?;
         if changed {

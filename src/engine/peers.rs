@@ -94,6 +94,24 @@ pub fn apply(config: &mut Value, me: &DeviceId, peers: &[NewPeer], folder_ids: &
     Ok(changed)
 }
 
+/// Pauses every one of `peers` that is already configured and not paused; returns whether any
+/// was. Syncthing dials a device at once only when it is new or was paused
+/// (`checkAndSignalConnectLoopOnUpdatedDevices` in lib/connections/service.go); a device it
+/// already had, and has failed to reach (a machine pairing again after a removal), would wait for
+/// its next redial. `Engine::add_peers` writes this first, so that `apply` resumes it.
+pub fn pause_existing(config: &mut Value, me: &DeviceId, peers: &[NewPeer]) -> bool {
+    let Some(devices) = config.get_mut("devices").and_then(Value::as_array_mut) else { return false };
+    let mut paused = false;
+    for device in devices.iter_mut() {
+        let Some(id) = device["deviceID"].as_str() else { continue };
+        if id != me.to_string() && peers.iter().any(|p| p.device_id.to_string() == id) && device["paused"] != json!(true) {
+            device["paused"] = json!(true);
+            paused = true;
+        }
+    }
+    paused
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +201,21 @@ mod tests {
         let mut c = config(&me);
         let mine = NewPeer { device_id: me, name: "me".into(), addresses: vec!["dynamic".into()] };
         assert_eq!(apply(&mut c, &me, &[mine], &["botsync-shared"], None), Ok(false));
+    }
+
+    #[test]
+    fn a_peer_configured_already_is_paused_first_so_that_syncthing_dials_it_at_once() {
+        let me = id(1);
+        let mut c = config(&me);
+        c["devices"].as_array_mut().unwrap().push(json!({ "deviceID": id(2).to_string(), "name": "b", "paused": false }));
+        assert!(pause_existing(&mut c, &me, &[peer(2, "b"), peer(3, "c")]), "b is configured: paused");
+        let b = c["devices"].as_array().unwrap().iter().find(|d| d["deviceID"] == id(2).to_string()).unwrap().clone();
+        assert_eq!(b["paused"], true);
+        assert_eq!(c["devices"].as_array().unwrap().len(), 2, "c is new: not added by the pause");
+        assert!(!pause_existing(&mut c, &me, &[peer(2, "b")]), "paused already");
+        assert!(!pause_existing(&mut config(&me), &me, &[peer(3, "c")]), "new peers only: nothing to pause, one commit");
+        assert_eq!(apply(&mut c, &me, &[peer(2, "b")], &["botsync-shared"], None), Ok(true));
+        assert_eq!(c["devices"][1]["paused"], false, "and apply resumes it");
     }
 
     #[test]
