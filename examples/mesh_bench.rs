@@ -520,15 +520,40 @@ fn wait_meshed(mesh: &Mesh, members: &[usize], since: Instant) -> (Option<f64>, 
     let deadline = Instant::now() + MESH_TIMEOUT;
     let ids = |except: usize| members.iter().filter(|&&m| m != except).map(|&m| mesh.machines[m].id.clone()).collect::<Vec<_>>();
     let mut connected_at = None;
+    let mut reported = Instant::now();
     while connected_at.is_none() {
-        if members.iter().all(|&m| {
-            let connected = mesh.machines[m].connected();
-            ids(m).iter().all(|id| connected.contains(id))
-        }) {
+        let missing: Vec<(usize, usize)> = members
+            .iter()
+            .flat_map(|&m| {
+                let connected = mesh.machines[m].connected();
+                members.iter().filter(move |&&o| o != m && !connected.contains(&mesh.machines[o].id)).map(move |&o| (m, o)).collect::<Vec<_>>()
+            })
+            .collect();
+        if missing.is_empty() {
             connected_at = Some(ms(since.elapsed()));
         } else if Instant::now() > deadline {
             return (None, None);
         } else {
+            if reported.elapsed() > Duration::from_secs(3) {
+                reported = Instant::now();
+                let pairs: Vec<String> = missing.iter().map(|(m, o)| format!("{}-/->{}", mesh.machines[*m].label(), mesh.machines[*o].label())).collect();
+                println!("  (+{:.1} s, not connected yet: {})", since.elapsed().as_secs_f64(), pairs.join(" "));
+                if std::env::var_os("MESH_LOGS").is_some() {
+                    let (m, o) = missing[0];
+                    for (a, b) in [(m, o), (o, m)] {
+                        let peers = mesh.machines[a].engine().configured_peers().unwrap_or_default();
+                        let entry = peers.iter().find(|(id, _, _)| *id == mesh.machines[b].id);
+                        println!("    {} configures {}: {:?}", mesh.machines[a].label(), mesh.machines[b].label(), entry.map(|e| &e.2));
+                    }
+                    for (a, b) in [(m, o), (o, m)] {
+                        let short = &mesh.machines[b].id[..7];
+                        let log = std::fs::read_to_string(botsync::engine::process::log_path(&mesh.machines[a].root.join(".botsync"))).unwrap_or_default();
+                        for line in log.lines().filter(|l| l.contains(short)).collect::<Vec<_>>().iter().rev().take(8).rev() {
+                            println!("    {} log: {}", mesh.machines[a].label(), line.chars().take(220).collect::<String>());
+                        }
+                    }
+                }
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -547,6 +572,7 @@ struct JoinFigure {
     k: usize,
     host: usize,
     wall_ms: f64,
+    paired_ms: f64,
     connected_ms: f64,
     meshed_ms: Option<f64>,
     ready_ms: Option<f64>,
@@ -621,15 +647,17 @@ fn run(mesh: &mut Mesh, relay: &str, samples: usize, after_samples: usize, label
             k: j + 1,
             host,
             wall_ms: joined.wall_ms,
+            paired_ms: joined.json["pairedMs"].as_f64().unwrap_or(f64::NAN),
             connected_ms: joined.json["connectedMs"].as_f64().unwrap_or(f64::NAN),
             meshed_ms,
             ready_ms,
         };
         println!(
-            "join {:>2} via {}: {:.0} ms (connected to its host at {:.0} ms); then all {} connected +{} and idle +{}",
+            "join {:>2} via {}: {:.0} ms (paired at {:.0} ms, done at {:.0} ms); then all {} connected +{} and idle +{}",
             figure.k,
             labels[host],
             figure.wall_ms,
+            figure.paired_ms,
             figure.connected_ms,
             j + 1,
             fmt_ms(meshed_ms),
@@ -706,10 +734,11 @@ fn run(mesh: &mut Mesh, relay: &str, samples: usize, after_samples: usize, label
     println!("-- joins (machine k joins with a code from machine k-1)");
     for j in &joins {
         println!(
-            "  join {:>2} via {}: wall {:.0} ms, connected to its host {:.0} ms; all {} connected +{}, idle +{}",
+            "  join {:>2} via {}: wall {:.0} ms (paired {:.0} ms, done {:.0} ms in-process); after it returned: all {} connected +{}, idle +{}",
             j.k,
             labels[j.host],
             j.wall_ms,
+            j.paired_ms,
             j.connected_ms,
             j.k,
             fmt_ms(j.meshed_ms),
