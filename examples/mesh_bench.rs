@@ -548,7 +548,7 @@ fn wait_meshed(mesh: &Mesh, members: &[usize], since: Instant) -> (Option<f64>, 
                     for (a, b) in [(m, o), (o, m)] {
                         let short = &mesh.machines[b].id[..7];
                         let log = std::fs::read_to_string(botsync::engine::process::log_path(&mesh.machines[a].root.join(".botsync"))).unwrap_or_default();
-                        for line in log.lines().filter(|l| l.contains(short)).collect::<Vec<_>>().iter().rev().take(8).rev() {
+                        for line in log.lines().filter(|l| l.contains(short)).collect::<Vec<_>>().iter().rev().take(std::env::var("MESH_LOG_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(8)).rev() {
                             println!("    {} log: {}", mesh.machines[a].label(), line.chars().take(220).collect::<String>());
                         }
                     }
