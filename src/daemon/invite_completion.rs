@@ -121,28 +121,9 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
     .await;
     if let Ok(guest) = &outcome {
         let (engine, guest) = (engine.clone(), guest.clone());
-        tokio::spawn(async move {
-            // The guest is in this machine's published ledger now (`record_guest`), which is how
-            // every other member learns of it: out at once, not after Syncthing's watcher delay.
-            announce_ledger(&engine).await;
-            remember_addresses_once_connected(&engine, &guest.device_id, &guest.addresses).await
-        });
+        tokio::spawn(async move { remember_addresses_once_connected(&engine, &guest.device_id, &guest.addresses).await });
     }
     finish(engine, record, outcome.map(|guest| (guest.device_id, guest.name)), paired).await;
-}
-
-/// Scans the members folder, so that a ledger just written goes to the other members now, as
-/// `membership::reconcile` does for the changes it makes: Syncthing's own watcher would send it
-/// only after `fsWatcherDelayS` (1 s) and its aggregation, and until then no other member knows
-/// the new machine (it refuses the new machine's connections as from an unknown device). A
-/// failed scan (the folder restarting for the new device) is retried once.
-async fn announce_ledger(engine: &Engine) {
-    for _ in 0..2 {
-        if engine.rest().scan::<&str>(crate::membership::FOLDER_ID, &[]).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Once the joiner is connected (or has had a minute to), records its addresses so that we can
