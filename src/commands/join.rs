@@ -14,6 +14,7 @@ use crate::daemon::invites;
 use crate::clock::Millis;
 use crate::device_id::DeviceId;
 use crate::engine::events::{EventData, EventStream};
+use crate::engine::peers::NewPeer;
 use crate::engine::{BinaryLocator, Engine, EngineError, NetworkProfile};
 use crate::membership;
 use crate::error::{Error, Result};
@@ -217,12 +218,15 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
                 return Err(own_code());
             }
             crate::membership::refuse_removed(engine, &host.device_id)?;
-            engine.add_peer(&host.device_id, &host.name, &host.addresses).await?;
-            for member in host.members.iter().filter(|m| m.device_id != my_id) {
+            // The host and every member it told us of, in one configuration change: joining a
+            // mesh of nine costs what joining one machine does (`engine::peers`).
+            let mut peers = vec![NewPeer { device_id: host.device_id, name: host.name.clone(), addresses: host.addresses.clone() }];
+            for member in host.members.iter().filter(|m| m.device_id != my_id && m.device_id != host.device_id) {
                 if crate::membership::refuse_removed(engine, &member.device_id).is_ok() {
-                    engine.add_peer(&member.device_id, &member.name, &member.addresses).await?;
+                    peers.push(NewPeer { device_id: member.device_id, name: member.name.clone(), addresses: member.addresses.clone() });
                 }
             }
+            engine.add_peers(&peers).await?;
             crate::membership::record_host(engine, &host.device_id, &host.name, &host.addresses)?;
             let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
             Ok((peer, "relay", host.members.len() as u32, false))

@@ -130,6 +130,9 @@ pub const FIELDS: &[Row] = &[
     Row { uses: "/rest/db/status globalBytes", v1: src(SUMMARY, "\"globalBytes\""), v2: src(SUMMARY, "json:\"globalBytes\"") },
     same("/rest/cluster/pending/devices name address", "lib/config/observed.go", "json:\"address\""),
     same("/rest/config/restart-required requiresRestart", "lib/api/confighandler.go", "\"requiresRestart\""),
+    // `engine::peers` posts new devices with only the fields botsync decides: `ReadJSON` gives
+    // each posted device the configuration's `defaults.device` first (config.go, all three tags).
+    same("/rest/config defaults", "lib/config/config.go", "json:\"defaults\""),
     Row { uses: "/rest/config remoteIgnoredDevices", v1: src("lib/config/config.go", "remoteIgnoredDevices"), v2: src("lib/config/config.go", "json:\"remoteIgnoredDevices\"") },
     Row { uses: "/rest/config/gui user password", v1: src("lib/config/guiconfiguration.go", "Password"), v2: src("lib/config/guiconfiguration.go", "json:\"password\"") },
     Row { uses: "/rest/config/devices deviceID", v1: src("lib/config/deviceconfiguration.go", "DeviceConfiguration"), v2: src(DEVICE_V2, "json:\"deviceID\"") },

@@ -13,6 +13,7 @@ pub mod events;
 pub mod gui_login;
 pub mod ignores;
 pub mod manifest;
+pub mod peers;
 pub mod ports;
 pub mod process;
 pub mod profile;
@@ -536,27 +537,61 @@ impl Engine {
     /// shares all three folders with us. Never an introducer: which machines belong to the mesh
     /// is botsync's member list (`membership`), which every member reconciles into its own
     /// Syncthing, so a device added through any member still reaches every member, and one
-    /// removed stays removed. The device is added paused and resumed once every folder is
-    /// shared, so the first connection already carries all three folders.
+    /// removed stays removed. See `add_peers`.
     pub async fn add_peer(&self, id: &DeviceId, name: &str, addresses: &[String]) -> Result<(), EngineError> {
-        let rest = self.rest();
-        let mut device = rest.device(id).await?.unwrap_or_else(|| rest::DeviceConfig::new(*id));
-        device.name = name.to_string();
-        device.addresses = self.peer_addresses(addresses);
-        device.other.insert("introducer".into(), serde_json::Value::Bool(false));
-        device.other.insert("paused".into(), serde_json::Value::Bool(true));
-        rest.put_device(&device).await?;
-        self.ensure_members_folder().await?;
-        for folder in SharedFolder::ALL.iter().map(|f| f.folder_id()).chain([MEMBERS_FOLDER_ID]) {
-            rest.share_folder(folder, id).await?;
+        self.add_peers(&[peers::NewPeer { device_id: *id, name: name.to_string(), addresses: addresses.to_vec() }]).await
+    }
+
+    /// Makes every one of `peers` a peer as `add_peer` does, all in one configuration change
+    /// (`peers`): the device, its shares of the three folders and of the members folder (created
+    /// here if Syncthing has none yet) land together, so its first connection already carries
+    /// every folder, and a batch costs one commit however many peers it has.
+    pub async fn add_peers(&self, peers: &[peers::NewPeer]) -> Result<(), EngineError> {
+        if peers.is_empty() {
+            return Ok(());
         }
-        Ok(rest.patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await?)
+        let rest = self.rest();
+        let mut config: serde_json::Value = rest.get_json("/rest/config", &[]).await?;
+        let peers: Vec<peers::NewPeer> = peers.iter().map(|p| peers::NewPeer { addresses: self.peer_addresses(&p.addresses), ..p.clone() }).collect();
+        let folder_ids: Vec<&str> = SharedFolder::ALL.iter().map(|f| f.folder_id()).chain([MEMBERS_FOLDER_ID]).collect();
+        let dir = members_dir(&self.root);
+        let members_folder = |devices: &[String]| self.members_folder(&dir, devices);
+        let has_members_folder = config["folders"].as_array().is_some_and(|f| f.iter().any(|f| f["id"] == MEMBERS_FOLDER_ID));
+        if !has_members_folder {
+            create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
+        }
+        if peers::pause_existing(&mut config, &self.state.device_id, &peers) {
+            // Only when pairing again with a machine it still has: a second commit, so that
+            // Syncthing dials it at once when it is resumed below.
+            rest.put_json("/rest/config", &config).await?;
+        }
+        let changed = peers::apply(&mut config, &self.state.device_id, &peers, &folder_ids, Some((MEMBERS_FOLDER_ID, &members_folder)))
+            .map_err(|reason| RestError::Decode { path: "/rest/config".into(), reason })?;
+        if changed {
+            rest.put_json("/rest/config", &config).await?;
+        }
+        Ok(())
+    }
+
+    /// The members folder's configuration, shared with `devices`.
+    fn members_folder(&self, dir: &Path, devices: &[String]) -> serde_json::Value {
+        serde_json::json!({
+            "id": MEMBERS_FOLDER_ID,
+            "label": "botsync members",
+            "path": dir.display().to_string(),
+            "type": "sendreceive",
+            "devices": devices.iter().map(|id| serde_json::json!({ "deviceID": id })).collect::<Vec<_>>(),
+            "fsWatcherEnabled": true,
+            "fsWatcherDelayS": config_xml::FS_WATCHER_DELAY_S,
+            // Each ledger is written whole by one machine; a conflict copy would only be noise.
+            "maxConflicts": 0,
+        })
     }
 
     /// Configures the members folder (see `membership`) if Syncthing does not have it yet,
-    /// shared with every configured device. It is shared with a new peer in `add_peer` while the
-    /// peer is paused, like the three folders: a folder Syncthing learns of, or restarts for a new
-    /// device, while a peer sends its index makes Syncthing drop that connection.
+    /// shared with every configured device. A new peer gets it in the same configuration change
+    /// as its device (`add_peers`), like the three folders: a folder Syncthing learns of, or
+    /// restarts for a new device, while a peer sends its index makes Syncthing drop that connection.
     pub async fn ensure_members_folder(&self) -> Result<(), EngineError> {
         let rest = self.rest();
         if rest.folder(MEMBERS_FOLDER_ID).await?.is_some() {
@@ -564,21 +599,11 @@ impl Engine {
         }
         let dir = members_dir(&self.root);
         create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
-        let devices: Vec<serde_json::Value> = std::iter::once(self.state.device_id)
+        let devices: Vec<String> = std::iter::once(self.state.device_id)
             .chain(rest.devices().await?.into_iter().map(|d| d.device_id).filter(|id| *id != self.state.device_id))
-            .map(|id| serde_json::json!({ "deviceID": id.to_string() }))
+            .map(|id| id.to_string())
             .collect();
-        let folder = serde_json::json!({
-            "id": MEMBERS_FOLDER_ID,
-            "label": "botsync members",
-            "path": dir.display().to_string(),
-            "type": "sendreceive",
-            "devices": devices,
-            "fsWatcherEnabled": true,
-            "fsWatcherDelayS": config_xml::FS_WATCHER_DELAY_S,
-            // Each ledger is written whole by one machine; a conflict copy would only be noise.
-            "maxConflicts": 0,
-        });
+        let folder = self.members_folder(&dir, &devices);
         Ok(rest.put_folder(MEMBERS_FOLDER_ID, &folder).await?)
     }
 

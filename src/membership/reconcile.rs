@@ -9,6 +9,7 @@ use super::ledger::{self, Added};
 use super::{MembershipError, Store, FOLDER_ID};
 use crate::clock;
 use crate::device_id::DeviceId;
+use crate::engine::peers::NewPeer;
 use crate::engine::Engine;
 use crate::root::SharedFolder;
 
@@ -78,10 +79,15 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
 
     // Members: configured, not introducers, sharing every folder.
     let configured_ids: HashSet<DeviceId> = configured.iter().map(|d| d.device_id).collect();
-    for member in view.members.values().filter(|m| m.device != me && !configured_ids.contains(&m.device)) {
-        engine.add_peer(&member.device, &member.name, &member.addresses).await?;
-        outcome.added.push(member.device);
-    }
+    let missing: Vec<NewPeer> = view
+        .members
+        .values()
+        .filter(|m| m.device != me && !configured_ids.contains(&m.device))
+        .map(|m| NewPeer { device_id: m.device, name: m.name.clone(), addresses: m.addresses.clone() })
+        .collect();
+    // All in one configuration change (`engine::peers`).
+    engine.add_peers(&missing).await?;
+    outcome.added.extend(missing.iter().map(|p| p.device_id));
     for device in configured.iter().filter(|d| view.members.contains_key(&d.device_id)) {
         if device.other.get("introducer").and_then(|v| v.as_bool()) == Some(true) {
             rest.patch_json(&format!("/rest/config/devices/{}", device.device_id), &serde_json::json!({ "introducer": false })).await?;

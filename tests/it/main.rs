@@ -29,6 +29,7 @@ mod engine_conformance_live;
 mod engine_download;
 mod engine_lifecycle;
 mod engine_newer_syncthing;
+mod engine_peers;
 
 mod notify_derive;
 mod notify_e2e;

@@ -1,0 +1,71 @@
+//! Adding a batch of peers is one configuration change in a real Syncthing (`engine::peers`):
+//! a machine joining a mesh of nine configures nine devices and 36 folder shares with one
+//! commit, where it made 54 before (bench/mesh.sh: the 10th join took 4.2 s, the 2nd 1.8 s).
+//! Peers it has already are paused first, so that Syncthing dials them at once when resumed.
+
+use std::time::Duration;
+
+use botsync::commands::{self, init::InitOptions};
+use botsync::device_id::DeviceId;
+use botsync::engine::peers::NewPeer;
+use botsync::engine::Engine;
+use crate::support::{block_on, isolated, root_at, StopOnDrop};
+
+fn peer(n: u8) -> NewPeer {
+    NewPeer { device_id: DeviceId::from_bytes([n; 32]), name: format!("peer-{n}"), addresses: vec![format!("tcp://10.9.9.{n}:22000")] }
+}
+
+/// The number of `ConfigSaved` events after event `since`, read once Syncthing has been quiet
+/// for a moment; and the newest event ID.
+async fn config_saves_since(engine: &Engine, since: u64) -> (usize, u64) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let events = engine.rest().events(since, "ConfigSaved", Duration::from_millis(100), None).await.expect("events");
+    let newest = events.iter().map(|e| e.id).max().unwrap_or(since);
+    (events.len(), newest)
+}
+
+#[test]
+fn a_batch_of_peers_is_one_commit_with_every_folder_shared() {
+    isolated(test_path!("a_batch_of_peers_is_one_commit_with_every_folder_shared"), |scratch| {
+        let path = scratch.join("root");
+        let _guard = StopOnDrop(root_at(path.clone()));
+        block_on(async {
+            let options = InitOptions { root: Some(path.display().to_string()), network: Some("direct".into()), offline: Some(true), ..Default::default() };
+            commands::init::run(&options).await.expect("init");
+            let engine = Engine::load(&root_at(path.clone())).unwrap();
+            let rest = engine.rest();
+            // Let the start settle (the daemon's first reconcile pass), then count from now.
+            let (_, since) = config_saves_since(&engine, 0).await;
+
+            let nine: Vec<NewPeer> = (2..=10).map(peer).collect();
+            engine.add_peers(&nine).await.expect("add_peers");
+            let (saves, since) = config_saves_since(&engine, since).await;
+            assert_eq!(saves, 1, "nine peers and every share in one configuration change");
+
+            let devices = rest.devices().await.unwrap();
+            for p in &nine {
+                let device = devices.iter().find(|d| d.device_id == p.device_id).unwrap_or_else(|| panic!("{} configured", p.name));
+                assert_eq!(device.name, p.name);
+                assert_eq!(device.addresses, p.addresses, "direct profile: the given addresses only");
+                assert_eq!(device.other["paused"], false);
+                assert_eq!(device.other["introducer"], false);
+                // Fields botsync does not send take Syncthing's device defaults.
+                assert_eq!(device.other["compression"], "metadata");
+            }
+            for folder in ["botsync-shared", "botsync-deliverables", "botsync-inbox", "botsync-members"] {
+                let config = rest.folder(folder).await.unwrap().unwrap_or_else(|| panic!("{folder} configured"));
+                for p in &nine {
+                    assert!(config.devices.iter().any(|d| d.device_id == p.device_id), "{folder} shared with {}", p.name);
+                }
+            }
+
+            // Pairing again with peers it has (a machine back after a removal): paused, then
+            // resumed, so that Syncthing dials them at once: two commits, whatever their number.
+            engine.add_peers(&nine).await.expect("add_peers again");
+            let (saves, _) = config_saves_since(&engine, since).await;
+            assert_eq!(saves, 2, "known peers: one pause and one resume");
+            let devices = rest.devices().await.unwrap();
+            assert!(nine.iter().all(|p| devices.iter().any(|d| d.device_id == p.device_id && d.other["paused"] == false)), "all resumed");
+        });
+    });
+}
