@@ -136,7 +136,7 @@ fn disk_files(dir: &Path) -> (usize, u64) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if (top && (name == ".stfolder" || name == ".stversions")) || botsync::daemon::watcher::is_syncthing_temp_name(&name) {
+            if (top && (name == ".stfolder" || name == ".stversions" || name == ".stignore")) || botsync::daemon::watcher::is_syncthing_temp_name(&name) {
                 continue;
             }
             let Ok(t) = e.file_type() else { continue };
@@ -228,6 +228,8 @@ struct JoinFigures {
     /// CPU ticks during the join window.
     syncthing_ticks: u64,
     daemon_ticks: u64,
+    /// botsync: the daemons' ticks during the join, A and B apart.
+    daemon_ticks_ab: (u64, u64),
 }
 
 async fn poll_until<F, Fut>(timeout: Duration, gap: Duration, what: &str, mut check: F)
@@ -417,13 +419,32 @@ impl BotsyncSetup {
         };
         let b_daemon: Vec<u32> = botsync::daemon::process::running_pid(&guard.0[1]).into_iter().collect();
         let rest_b = b.rest();
+        // BENCH_PERF=<dir>: profile both daemons (and B's Syncthing worker) while B syncs.
+        let perf = std::env::var_os("BENCH_PERF").map(|dir| {
+            let pids: Vec<String> = a_daemon.iter().chain(&b_daemon).chain(b.pids().1.iter()).map(|p| p.to_string()).collect();
+            std::process::Command::new("perf")
+                .args(["record", "-F", "499", "-g", "-p", &pids.join(","), "-o"])
+                .arg(PathBuf::from(dir).join("perf-join.data"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("perf record")
+        });
         poll_until(Duration::from_secs(3600), Duration::from_millis(100), "botsync B has every file", || async {
             rest_b.db_status(SHARED).await.is_ok_and(|s| s.need_files == 0 && s.other.get("localFiles").and_then(Value::as_u64) == Some(want))
         })
         .await;
         figures.total_ms = ms(t0.elapsed());
+        if let Some(mut perf) = perf {
+            // SAFETY: kill(2) on the perf process this function started.
+            unsafe {
+                libc::kill(perf.id() as i32, libc::SIGINT);
+            }
+            let _ = perf.wait();
+        }
         figures.syncthing_ticks = ticks(&a_pids) - st0 + ticks(&b_pids);
-        figures.daemon_ticks = ticks(&a_daemon) - d0 + ticks(&b_daemon);
+        figures.daemon_ticks_ab = (ticks(&a_daemon) - d0, ticks(&b_daemon));
+        figures.daemon_ticks = figures.daemon_ticks_ab.0 + figures.daemon_ticks_ab.1;
         figures.b_disk = disk_files(&b.root().folder_dir(SharedFolder::Shared));
         println!(
             "[botsync] join -> all {} files on B: {:.0} ms (join returned at {:.0} ms, connected {} ms; disk: {} files, {} bytes)",
@@ -685,7 +706,7 @@ fn main() {
         }
         if want_ours {
             println!(
-                "-- botsync: A's scan {:.0} ms; `join` start -> all on B: {:.0} ms (join returned {:.0} ms, its connected {:.0} ms; sync after join returned {:.0} ms); {}; CPU during join: Syncthings {} ticks, daemons {} ticks",
+                "-- botsync: A's scan {:.0} ms; `join` start -> all on B: {:.0} ms (join returned {:.0} ms, its connected {:.0} ms; sync after join returned {:.0} ms); {}; CPU during join: Syncthings {} ticks, daemons {} ticks (A {}, B {})",
                 ours_join.a_scan_ms,
                 ours_join.total_ms,
                 ours_join.join_returned_ms.unwrap_or(0.0),
@@ -693,7 +714,9 @@ fn main() {
                 ours_join.total_ms - ours_join.join_returned_ms.unwrap_or(0.0),
                 disk_ok(ours_join.b_disk),
                 ours_join.syncthing_ticks,
-                ours_join.daemon_ticks
+                ours_join.daemon_ticks,
+                ours_join.daemon_ticks_ab.0,
+                ours_join.daemon_ticks_ab.1
             );
         }
         println!("| figure | raw Syncthing (same run) | botsync | ratio / difference | target |");
