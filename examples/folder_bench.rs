@@ -10,7 +10,8 @@
 //!   log-uniformly from [MIN, MAX] KiB (ln(size) uniform: as many files of 1-8 KiB as of 8-64 KiB;
 //!   mean ~15 KiB, ~1.5 GB for 100,000 files) and random content. Everything comes from one
 //!   seeded RNG (ChaCha12), so both subjects and every run get the same tree.
-//! - BENCH_IDLE_S (60): the idle CPU window. BENCH_SAMPLES (20): one-change samples.
+//! - BENCH_IDLE_S (60): the idle CPU window, after BENCH_SETTLE_S (30) of quiet once both setups
+//!   are idle. BENCH_SAMPLES (20): one-change samples.
 //! - BENCH_RAW_DELAY_S (10, Syncthing's default): the raw pair's fsWatcherDelayS.
 //! - BENCH_ONLY (raw,botsync): leave one subject out while iterating.
 //! - The Syncthing binary is $SYNCTHING, else $BOTSYNC_SYNCTHING (botsync's roots use that too);
@@ -268,18 +269,21 @@ impl RawSetup {
         println!("[raw] A scanned {} files in {:.0} ms", spec.files, figures.a_scan_ms);
         let pids: Vec<u32> = a.pid().into_iter().chain(b.pid()).collect();
         let ticks0 = ticks(&pids);
-        // The join clock: both sides learn of each other at once.
+        // The join clock: both sides learn of each other at once. Each adds the other paused,
+        // shares the folder, then resumes it (as botsync does): a connection made before the
+        // folder is shared is dropped by Syncthing ("no such folder") and redialled only after
+        // reconnectionIntervalS (60 s), which would measure the setup's race, not the sync.
         let t0 = Instant::now();
-        tokio::join!(
-            async {
-                a.add_device(&b).await;
-                a.add_folder(RAW_FOLDER, &dir_a, &[&b], watcher).await;
-            },
-            async {
-                b.add_device(&a).await;
-                b.add_folder(RAW_FOLDER, &dir_b, &[&a], watcher).await;
-            }
-        );
+        async fn introduce(me: &SyncthingNode, peer: &SyncthingNode, dir: &Path, watcher: FsWatcher) {
+            let device = serde_json::json!({
+                "deviceID": peer.device_id, "name": peer.name, "paused": true,
+                "addresses": [format!("tcp://127.0.0.1:{}", peer.listen_port)], "autoAcceptFolders": false,
+            });
+            me.api(reqwest::Method::PUT, &format!("/rest/config/devices/{}", peer.device_id), Some(device)).await.unwrap();
+            me.add_folder(RAW_FOLDER, dir, &[peer], watcher).await;
+            me.api(reqwest::Method::PATCH, &format!("/rest/config/devices/{}", peer.device_id), Some(serde_json::json!({"paused": false}))).await.unwrap();
+        }
+        tokio::join!(introduce(&a, &b, &dir_a, watcher), introduce(&b, &a, &dir_b, watcher));
         poll_until(Duration::from_secs(3600), Duration::from_millis(100), "raw B has every file", || async {
             b.get(&format!("/rest/db/status?folder={RAW_FOLDER}"))
                 .await
@@ -419,6 +423,16 @@ impl BotsyncSetup {
         };
         let b_daemon: Vec<u32> = botsync::daemon::process::running_pid(&guard.0[1]).into_iter().collect();
         let rest_b = b.rest();
+        // BENCH_X=stop-daemon-b (experiment, not a figure): B's daemon is stopped as join returns.
+        if std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == "stop-daemon-b")) {
+            for pid in &b_daemon {
+                // SAFETY: kill(2) on B's daemon, started by this benchmark's join.
+                unsafe {
+                    libc::kill(*pid as i32, libc::SIGTERM);
+                }
+            }
+            println!("[botsync] EXPERIMENT: B's daemon stopped");
+        }
         // BENCH_PERF=<dir>: profile both daemons (and B's Syncthing worker) while B syncs.
         let perf = std::env::var_os("BENCH_PERF").map(|dir| {
             let pids: Vec<String> = a_daemon.iter().chain(&b_daemon).chain(b.pids().1.iter()).map(|p| p.to_string()).collect();
@@ -636,7 +650,11 @@ fn main() {
         if let Some(ours) = &ours {
             ours.wait_idle().await;
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Syncthing's own watchers rescan what was pulled up to fsWatcherDelayS after the last
+        // pull: let that settle, so the window sees a folder where nothing changes.
+        let settle_s = env_num("BENCH_SETTLE_S", 30);
+        println!("settling {settle_s} s before the idle window");
+        tokio::time::sleep(Duration::from_secs(settle_s)).await;
         let raw_pids = raw.as_ref().map(RawSetup::pids).unwrap_or_default();
         let (ours_st, ours_d) = ours.as_ref().map(|o| (o.syncthing_pids(), o.daemon_pids())).unwrap_or_default();
         let me = std::process::id();
@@ -693,6 +711,21 @@ fn main() {
         }
         drop(raw);
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        // BENCH_KEEP_LOGS=<dir>: keep Syncthing's and the daemons' logs of both subjects.
+        if let Some(keep) = std::env::var_os("BENCH_KEEP_LOGS").map(PathBuf::from) {
+            std::fs::create_dir_all(&keep).unwrap();
+            let w = work.path();
+            for (from, to) in [
+                (w.join("raw/syncthing-A.log"), "raw-syncthing-A.log"),
+                (w.join("raw/syncthing-B.log"), "raw-syncthing-B.log"),
+                (w.join("botsync/root-A/.botsync/syncthing.log"), "botsync-syncthing-A.log"),
+                (w.join("botsync/root-B/.botsync/syncthing.log"), "botsync-syncthing-B.log"),
+                (w.join("botsync/root-A/.botsync/daemon.log"), "botsync-daemon-A.log"),
+                (w.join("botsync/root-B/.botsync/daemon.log"), "botsync-daemon-B.log"),
+            ] {
+                let _ = std::fs::copy(from, keep.join(to));
+            }
+        }
         drop(work);
 
         // ---- report ----

@@ -16,6 +16,8 @@ use crate::engine::Engine;
 use crate::root::SharedFolder;
 
 const RETRY: Duration = Duration::from_millis(250);
+/// The pause between polls while Syncthing keeps reporting items (see `EventStream::with_busy_pause`).
+pub const MARKS_BUSY_PAUSE: Duration = Duration::from_millis(40);
 
 pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
     let rest = engine.rest();
@@ -48,7 +50,9 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
 pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
-    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]);
+    // In a bulk pull the marks come in batches (`MARKS_BUSY_PAUSE`); the batcher holds a burst's
+    // changes for `burst_quiet` (100 ms), longer than that, so they are still matched.
+    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]).with_busy_pause(MARKS_BUSY_PAUSE);
     loop {
         let batch = tokio::select! {
             batch = stream.next_batch() => batch,

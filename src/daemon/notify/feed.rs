@@ -17,6 +17,8 @@ use super::NotifyError;
 
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// The pause between polls while events keep coming (see `EventStream::with_busy_pause`).
+const FEED_BUSY_PAUSE: Duration = Duration::from_millis(100);
 
 pub struct EventFeed {
     stream: EventStream,
@@ -50,7 +52,8 @@ impl EventFeed {
     /// A feed from `rest`, starting now: what Syncthing buffered before is skipped. Fails when
     /// Syncthing does not answer; once started, the feed waits for it instead.
     pub async fn start(root: SyncRoot, rest: RestClient) -> Result<Self, NotifyError> {
-        Self::start_with(EventStream::botsync(rest), EventDeriver::new(root)).await
+        // Events of a bulk sync (three per file) come in batches instead of ~100 polls a second.
+        Self::start_with(EventStream::botsync(rest).with_busy_pause(FEED_BUSY_PAUSE), EventDeriver::new(root)).await
     }
 
     pub async fn start_with(mut stream: EventStream, deriver: EventDeriver) -> Result<Self, NotifyError> {
