@@ -711,6 +711,16 @@ fn main() {
         }
         drop(raw);
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        // What Syncthing said on B about the sync: pull failures make it wait (1 min) and retry.
+        let w = work.path();
+        let stalls = |log: PathBuf| -> String {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let retries = text.lines().filter(|l| l.contains("isn't making sync progress")).count();
+            let failed = text.lines().filter(|l| l.contains("Puller (folder")).count();
+            format!("{retries} 'not making sync progress' retries, {failed} puller failures")
+        };
+        let raw_stalls = stalls(w.join("raw/syncthing-B.log"));
+        let ours_stalls = stalls(w.join("botsync/root-B/.botsync/syncthing.log"));
         // BENCH_KEEP_LOGS=<dir>: keep Syncthing's and the daemons' logs of both subjects.
         if let Some(keep) = std::env::var_os("BENCH_KEEP_LOGS").map(PathBuf::from) {
             std::fs::create_dir_all(&keep).unwrap();
@@ -752,6 +762,7 @@ fn main() {
                 ours_join.daemon_ticks_ab.1
             );
         }
+        println!("B's Syncthing log (all folders): raw: {raw_stalls}; botsync: {ours_stalls}");
         println!("| figure | raw Syncthing (same run) | botsync | ratio / difference | target |");
         println!("|---|---|---|---|---|");
         if want_raw && want_ours {
