@@ -374,13 +374,23 @@ async fn wait_connected(engine: &Engine, peer: &DeviceId, mut events: EventStrea
     }
 }
 
-/// Waits until every shared folder is running and idle; returns the first that is not at the deadline.
+/// Whether a folder in this `db/status` state is running past its (re)start: idle, or pulling
+/// what the peer has. A folder that syncs is ready too: the initial sync of a large folder takes
+/// minutes (100,000 files: longer than join's whole timeout), and a scan asked for meanwhile is
+/// served between pulls. Only a folder still restarting (no state, `scanning` its initial scan,
+/// `error`) is waited for.
+pub(crate) fn folder_state_ready(state: &str) -> bool {
+    matches!(state, "idle" | "sync-waiting" | "sync-preparing" | "syncing" | "clean-waiting" | "cleaning")
+}
+
+/// Waits until every shared folder is running (idle or syncing); returns the first that is not
+/// at the deadline.
 async fn wait_folders_ready(engine: &Engine, deadline: Instant) -> Option<String> {
     let rest = engine.rest();
     for folder in SharedFolder::ALL {
         loop {
             let state = rest.db_status(folder.folder_id()).await.map(|s| s.state).unwrap_or_default();
-            if state == "idle" {
+            if folder_state_ready(&state) {
                 break;
             }
             if Instant::now() >= deadline {
@@ -429,5 +439,21 @@ impl Report for JoinReport {
             self.connected_ms.as_secs_f64(),
             crate::root::tilde(std::path::Path::new(&self.root)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_state_ready;
+
+    #[test]
+    fn a_folder_that_pulls_is_ready_and_one_that_restarts_is_not() {
+        // Syncthing's folder states (lib/model/folderstate.go, the same on 1.19 and 1.29).
+        for state in ["idle", "sync-waiting", "sync-preparing", "syncing", "clean-waiting", "cleaning"] {
+            assert!(folder_state_ready(state), "{state}");
+        }
+        for state in ["", "scanning", "scan-waiting", "error", "unknown"] {
+            assert!(!folder_state_ready(state), "{state}");
+        }
     }
 }

@@ -48,6 +48,9 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
 pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
+    // Polled without pause: a mark later than the batcher's `echo_hold` (30 ms) no longer hides
+    // the echo of a pulled delete or directory (a 40 ms pause while busy let such echoes through
+    // in `watcher_syncthing`).
     let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]);
     loop {
         let batch = tokio::select! {

@@ -736,6 +736,38 @@ fn classify(kind: &EventKind) -> Option<Change> {
     })
 }
 
+/// fs events in one `PACE_WINDOW` above which the watcher handles them in batches.
+const PACE_THRESHOLD: usize = 256;
+const PACE_WINDOW: Duration = Duration::from_millis(100);
+/// The pause between batches of events under sustained traffic: well under `burst_quiet`, so no
+/// batch of scans goes out later for it.
+const PACE_PAUSE: Duration = Duration::from_millis(10);
+
+/// Tells sustained fs traffic from a few changes. Syncthing pulling 10,000 files makes ~8 events
+/// a file; waking for each of them cost B's daemon most of a core during an initial sync (the
+/// wake-ups, not the work). Past `PACE_THRESHOLD` events in a `PACE_WINDOW`, the watcher lets
+/// them pile up for `PACE_PAUSE` between batches; a lone save (4-5 events) is never paced.
+pub(crate) struct EventPacer {
+    window_start: Instant,
+    events: usize,
+}
+
+impl EventPacer {
+    pub(crate) fn new(now: Instant) -> Self {
+        EventPacer { window_start: now, events: 0 }
+    }
+
+    /// `n` more events were handled at `now`: the pause to take before the next batch, if any.
+    pub(crate) fn note(&mut self, n: usize, now: Instant) -> Option<Duration> {
+        if now.saturating_duration_since(self.window_start) > PACE_WINDOW {
+            self.window_start = now;
+            self.events = 0;
+        }
+        self.events += n;
+        (self.events > PACE_THRESHOLD).then_some(PACE_PAUSE)
+    }
+}
+
 /// Watches folders and turns their changes into scans. Build it with [`FastScanWatcher::start`]
 /// (blocking: it installs the recursive watches), then drive it with [`FastScanWatcher::run`].
 pub struct FastScanWatcher {
@@ -859,6 +891,7 @@ impl FastScanWatcher {
         let mut in_flight: HashMap<tokio::task::Id, Batch> = HashMap::new();
         let suppression = self.suppression.clone();
         let mut deadline = self.batcher.next_deadline();
+        let mut pacer = EventPacer::new(Instant::now());
         self.report_limit();
         let mut fallback = tokio::time::interval_at((Instant::now() + self.batcher.cfg.fallback_scan).into(), self.batcher.cfg.fallback_scan);
         fallback.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -888,8 +921,18 @@ impl FastScanWatcher {
                 event = self.events.recv() => {
                     let Some(event) = event else { break };
                     self.handle(event, Instant::now());
+                    let mut handled = 1;
                     while let Ok(event) = self.events.try_recv() {
                         self.handle(event, Instant::now());
+                        handled += 1;
+                    }
+                    // Sustained traffic (a pull landing thousands of files): let the events pile
+                    // up for a moment instead of waking for every one of them.
+                    if let Some(pause) = pacer.note(handled, Instant::now()) {
+                        tokio::time::sleep(pause).await;
+                        while let Ok(event) = self.events.try_recv() {
+                            self.handle(event, Instant::now());
+                        }
                     }
                     only_events = true;
                 }
@@ -1507,6 +1550,26 @@ mod tests {
         }
         assert!(b.next_deadline().is_some());
         assert_eq!(b.earliest_new_due(), None, "next_deadline resets the hint");
+    }
+
+    #[test]
+    fn only_sustained_event_traffic_is_paced() {
+        let t = Instant::now();
+        let mut pacer = EventPacer::new(t);
+        // A lone save, then another every 50 ms: never paced.
+        for i in 0..20u32 {
+            assert_eq!(pacer.note(5, t + i * 50 * MS), None);
+        }
+        // A pull landing files: paced once past the threshold within one window...
+        let t = t + 2000 * MS;
+        let mut paced = 0;
+        for i in 0..100u32 {
+            paced += usize::from(pacer.note(8, t + i * MS / 2).is_some());
+        }
+        assert!(paced > 50, "{paced}");
+        assert_eq!(pacer.note(8, t + 60 * MS), Some(PACE_PAUSE));
+        // ...and no more once the traffic is over.
+        assert_eq!(pacer.note(4, t + 500 * MS), None);
     }
 
     #[test]

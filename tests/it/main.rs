@@ -44,6 +44,7 @@ mod pairing_e2e;
 mod pairing_exchange;
 mod pairing_fuzz;
 mod pairing_http;
+mod pairing_join_large_folder;
 
 mod relay_api;
 mod relay_caps;
