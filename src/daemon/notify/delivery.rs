@@ -7,8 +7,8 @@
 //! holds the global version. While a peer still needs files in the folder (a burst is on its
 //! way), only the `LOOKUPS_WHILE_BEHIND` oldest paths are looked up per update; once an owed
 //! peer's completion says it needs nothing, all of them are. (Looking up every pending path
-//! after every update made the sender's Syncthing answer hundreds of lookups several times a
-//! second during a burst, which halved its own sync speed: 20,000 files took 1.9 x as long.) A path is forgotten once every peer has it, or after
+//! after every update made the sender's Syncthing answer up to 512 lookups several times a
+//! second during a burst, work it does beside sending the burst.) A path is forgotten once every peer has it, or after
 //! `DELIVERY_WINDOW` (a peer away for longer still shows up in `botsync wait`, just not here).
 //! No I/O and no clock of its own: the feed passes both in.
 
