@@ -2,8 +2,8 @@
 # One command for a newcomer: installs the build tools, builds botsync, and runs `botsync demo`
 # (two throwaway roots on this machine pair through an in-process relay and sync a file each
 # way; no traffic leaves the machine). With nothing built yet it builds the debug profile: about
-# a minute on 2 cores, where the release build (fat LTO, what npm users get) takes over five; an
-# existing build, release included, is used as it is.
+# a minute on 2 cores, where the release build (what npm users get) takes about two and a half;
+# an existing build, release included, is used as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v syncthing >/dev/null && [[ -z ${BOTSYNC_SYNCTHING:-} ]]; then
