@@ -47,10 +47,9 @@ use botsync::commands::{self, init::InitOptions, join::JoinOptions, RootOptions}
 use botsync::engine::Engine;
 use botsync::relay::{Backend, RelayConfig, RunningRelay};
 use botsync::root::{SharedFolder, SyncRoot};
-use notify::Watcher as _;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
-use support::{proc_cpu_ticks, reexec_in_private_netns, FsWatcher, NetnsRun, SyncthingNode};
+use support::{proc_cpu_ticks, reexec_in_private_netns, Arrivals, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -192,10 +191,6 @@ fn tick_ms() -> f64 {
     1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
 
 fn local_files(status: &Value) -> u64 {
     status["localFiles"].as_u64().unwrap_or(0)
@@ -309,50 +304,6 @@ impl RawSetup {
     }
 }
 
-/// Stops every process of the given roots by PID on drop: the daemons, then Syncthing's monitor
-/// and worker (read from the roots' pid records and verified against /proc by `Engine::pids`).
-/// (The same guard as examples/latency_bench.rs, which this benchmark does not share code with.)
-struct StopRootsOnDrop(Vec<SyncRoot>);
-
-impl StopRootsOnDrop {
-    fn pids(&self) -> Vec<u32> {
-        let mut pids = Vec::new();
-        for root in &self.0 {
-            pids.extend(botsync::daemon::process::running_pid(root));
-            if let Ok(engine) = Engine::load(root) {
-                let (monitor, worker) = engine.pids();
-                pids.extend(monitor);
-                pids.extend(worker);
-            }
-        }
-        pids
-    }
-}
-
-impl Drop for StopRootsOnDrop {
-    fn drop(&mut self) {
-        let pids = self.pids();
-        for &pid in &pids {
-            // SAFETY: kill(2) on PIDs just verified to be this benchmark's processes.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while pids.iter().any(|&p| Path::new(&format!("/proc/{p}")).exists() && proc_state(p) != Some('Z')) {
-            if Instant::now() > deadline {
-                for &pid in &pids {
-                    // SAFETY: as above.
-                    unsafe {
-                        libc::kill(pid as i32, libc::SIGKILL);
-                    }
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 struct BotsyncSetup {
     a: Engine,
@@ -513,38 +464,6 @@ impl BotsyncSetup {
 // One change
 // ------------------------------------------------------------------------------------------
 
-/// Wakes on fs events in one directory of B (not recursive: the bench must not put 10,000
-/// watches of its own on B's tree).
-struct Arrivals {
-    _watcher: notify::RecommendedWatcher,
-    events: tokio::sync::mpsc::UnboundedReceiver<()>,
-}
-
-impl Arrivals {
-    fn new(dir: &Path) -> Arrivals {
-        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |_| {
-            let _ = tx.send(());
-        })
-        .unwrap();
-        watcher.watch(dir, notify::RecursiveMode::NonRecursive).unwrap();
-        Arrivals { _watcher: watcher, events }
-    }
-
-    async fn wait(&mut self, timeout: Duration, mut done: impl FnMut() -> bool) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done() {
-                return Some(Instant::now());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.events.recv()).await;
-            while self.events.try_recv().is_ok() {}
-        }
-    }
-}
 
 fn has_content(path: &Path, content: &[u8]) -> bool {
     std::fs::read(path).is_ok_and(|c| c == content)
@@ -668,8 +587,8 @@ fn main() {
         let mut raw_lat = Vec::new();
         let mut ours_lat = Vec::new();
         let mut timeouts = (0, 0);
-        let mut raw_arrivals = raw.as_ref().map(|r| Arrivals::new(&r.dir_b.join(&deep)));
-        let mut ours_arrivals = ours.as_ref().map(|o| Arrivals::new(&o.b.root().folder_dir(SharedFolder::Shared).join(&deep)));
+        let mut raw_arrivals = raw.as_ref().map(|r| Arrivals::new(&r.dir_b.join(&deep), notify::RecursiveMode::NonRecursive));
+        let mut ours_arrivals = ours.as_ref().map(|o| Arrivals::new(&o.b.root().folder_dir(SharedFolder::Shared).join(&deep), notify::RecursiveMode::NonRecursive));
         println!("one change x{samples}: 1 KiB into {deep}");
         for i in 0..samples {
             for k in 0..2 {
@@ -685,7 +604,7 @@ fn main() {
                     std::fs::write(raw.dir_a.join(&rel), &content).unwrap();
                     raw.a.scan(RAW_FOLDER, &rel).await;
                     let target = raw.dir_b.join(&rel);
-                    match arrivals.wait(Duration::from_secs(30), || has_content(&target, &content)).await {
+                    match arrivals.wait(Duration::from_secs(30), Duration::ZERO, || has_content(&target, &content)).await {
                         Some(t) => raw_lat.push(ms(t - t0)),
                         None => timeouts.0 += 1,
                     }
@@ -694,7 +613,7 @@ fn main() {
                     let t0 = Instant::now();
                     std::fs::write(ours.a.root().folder_dir(SharedFolder::Shared).join(&rel), &content).unwrap();
                     let target = ours.b.root().folder_dir(SharedFolder::Shared).join(&rel);
-                    match arrivals.wait(Duration::from_secs(30), || has_content(&target, &content)).await {
+                    match arrivals.wait(Duration::from_secs(30), Duration::ZERO, || has_content(&target, &content)).await {
                         Some(t) => ours_lat.push(ms(t - t0)),
                         None => timeouts.1 += 1,
                     }

@@ -37,9 +37,8 @@ use botsync::device_id::DeviceId;
 use botsync::engine::Engine;
 use botsync::relay::{Backend, RelayConfig, RunningRelay};
 use botsync::root::{SharedFolder, SyncRoot};
-use notify::Watcher as _;
 use rand::RngCore;
-use support::{feed_item_events, proc_cpu_ticks, reexec_in_private_netns, FsWatcher, NetnsRun, Pair};
+use support::{feed_item_events, proc_cpu_ticks, reexec_in_private_netns, Arrivals, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -181,54 +180,6 @@ struct BotsyncPair {
     first_after_join_ms: Option<f64>,
 }
 
-/// Stops every process of the given roots by PID on drop: the daemons, then Syncthing's monitor
-/// and worker (read from the roots' pid records and verified against /proc by `Engine::pids`).
-struct StopRootsOnDrop(Vec<SyncRoot>);
-
-impl StopRootsOnDrop {
-    fn pids(&self) -> Vec<u32> {
-        let mut pids = Vec::new();
-        for root in &self.0 {
-            pids.extend(botsync::daemon::process::running_pid(root));
-            if let Ok(engine) = Engine::load(root) {
-                let (monitor, worker) = engine.pids();
-                pids.extend(monitor);
-                pids.extend(worker);
-            }
-        }
-        pids
-    }
-}
-
-impl Drop for StopRootsOnDrop {
-    fn drop(&mut self) {
-        let pids = self.pids();
-        for &pid in &pids {
-            // SAFETY: kill(2) on PIDs just verified to be this benchmark's processes.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while pids.iter().any(|&p| std::path::Path::new(&format!("/proc/{p}")).exists() && proc_state(p) != Some('Z')) {
-            if Instant::now() > deadline {
-                for &pid in &pids {
-                    // SAFETY: as above.
-                    unsafe {
-                        libc::kill(pid as i32, libc::SIGKILL);
-                    }
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
 
 impl BotsyncPair {
     async fn start(work: &Path) -> BotsyncPair {
@@ -264,7 +215,7 @@ impl BotsyncPair {
         let content = random_bytes(1024);
         let t0 = Instant::now();
         std::fs::write(send.join("first-after-join.bin"), &content).unwrap();
-        let mut arrivals = Arrivals::new(&recv);
+        let mut arrivals = Arrivals::new(&recv, notify::RecursiveMode::Recursive);
         let first_after_join_ms = arrivals
             .wait(Duration::from_secs(30), Duration::ZERO, || std::fs::read(recv.join("first-after-join.bin")).is_ok_and(|c| c == content))
             .await
@@ -325,42 +276,6 @@ impl Subject for BotsyncPair {
 // Measurements
 // ------------------------------------------------------------------------------------------
 
-/// Wakes up on every fs event under the receiver directory (Syncthing lands files by rename),
-/// so arrival is seen within a millisecond without busy polling.
-struct Arrivals {
-    _watcher: notify::RecommendedWatcher,
-    events: tokio::sync::mpsc::UnboundedReceiver<()>,
-}
-
-impl Arrivals {
-    fn new(dir: &Path) -> Arrivals {
-        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |_| {
-            let _ = tx.send(());
-        })
-        .unwrap();
-        watcher.watch(dir, notify::RecursiveMode::Recursive).unwrap();
-        Arrivals { _watcher: watcher, events }
-    }
-
-    /// Waits until `done()`; checks at most every `min_gap` (for expensive checks).
-    async fn wait(&mut self, timeout: Duration, min_gap: Duration, mut done: impl FnMut() -> bool) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done() {
-                return Some(Instant::now());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.events.recv()).await;
-            while self.events.try_recv().is_ok() {}
-            if !min_gap.is_zero() {
-                tokio::time::sleep(min_gap).await;
-            }
-        }
-    }
-}
 
 #[derive(Default, Clone)]
 struct Results {
@@ -767,7 +682,7 @@ fn main() {
                 }
                 other => panic!("unknown subject {other:?} in BENCH_ONLY (raw, raw-scan, ours, botsync)"),
             };
-            let arrivals = Arrivals::new(&subject.receiver_dir());
+            let arrivals = Arrivals::new(&subject.receiver_dir(), notify::RecursiveMode::Recursive);
             let mut results = Results::default();
             if let AnySubject::Botsync(b) = &subject {
                 results.first_after_join = b.first_after_join_ms;
