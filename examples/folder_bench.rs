@@ -49,7 +49,7 @@ use botsync::relay::{Backend, RelayConfig, RunningRelay};
 use botsync::root::{SharedFolder, SyncRoot};
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
-use support::{proc_cpu_ticks, reexec_in_private_netns, Arrivals, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
+use support::{proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -472,16 +472,6 @@ fn has_content(path: &Path, content: &[u8]) -> bool {
 // ------------------------------------------------------------------------------------------
 // Report
 // ------------------------------------------------------------------------------------------
-
-fn stats(v: &[f64]) -> String {
-    if v.is_empty() {
-        return "n=0".into();
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
-    format!("n={} min {:.1} / med {:.1} / p90 {:.1} / max {:.1} ms", s.len(), s[0], pick(0.5), pick(0.9), s[s.len() - 1])
-}
 
 fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {

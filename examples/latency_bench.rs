@@ -38,7 +38,7 @@ use botsync::engine::Engine;
 use botsync::relay::{Backend, RelayConfig, RunningRelay};
 use botsync::root::{SharedFolder, SyncRoot};
 use rand::RngCore;
-use support::{feed_item_events, proc_cpu_ticks, reexec_in_private_netns, Arrivals, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
+use support::{feed_item_events, proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -541,16 +541,6 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
 fn vm_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn stats(v: &[f64]) -> String {
-    if v.is_empty() {
-        return "n=0".into();
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
-    format!("n={} min {:.1} / med {:.1} / p90 {:.1} / max {:.1} ms", s.len(), s[0], pick(0.5), pick(0.9), s[s.len() - 1])
 }
 
 fn median(v: &[f64]) -> Option<f64> {

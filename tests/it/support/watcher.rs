@@ -409,3 +409,14 @@ pub fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 2..].chars().next()
 }
+
+/// A benchmark's samples in ms, as one line: count, min, median, p90, max.
+pub fn stats(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "n=0".into();
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+    format!("n={} min {:.1} / med {:.1} / p90 {:.1} / max {:.1} ms", s.len(), s[0], pick(0.5), pick(0.9), s[s.len() - 1])
+}
