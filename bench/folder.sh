@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGET=$(rustc -vV | sed -n 's/^host: //p')
 PROFILE=${BENCH_PROFILE:-release}
-flags=(); [[ $PROFILE == release ]] && flags+=(--release)
+flags=(--features bench); [[ $PROFILE == release ]] && flags+=(--release)
 nice -n 19 cargo build --quiet "${flags[@]}" --target "$TARGET" --example folder_bench --bin botsync-daemon
 export BOTSYNC_DAEMON_BIN=${BOTSYNC_DAEMON_BIN:-$PWD/target/$TARGET/$PROFILE/botsync-daemon}
 exec "target/$TARGET/$PROFILE/examples/folder_bench" "$@"

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGET=$(rustc -vV | sed -n 's/^host: //p')
 PROFILE=${BENCH_PROFILE:-release}
-flags=(); [[ $PROFILE == release ]] && flags+=(--release)
+flags=(--features bench); [[ $PROFILE == release ]] && flags+=(--release)
 cargo build --quiet "${flags[@]}" --target "$TARGET" --example latency_bench
 # The botsync subject's roots start the daemon that sits next to the addon (npm run build).
 if [[ -z ${BOTSYNC_DAEMON_BIN:-} ]]; then

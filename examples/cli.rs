@@ -1,5 +1,5 @@
-//! The botsync command line as a native binary, without Node: `cargo run --example cli -- status`.
-//! Used by bench/engine.sh to time commands without the Node startup.
+//! The botsync command line as a native binary, without Node: `cargo run --features bench --example cli -- status`.
+//! Times commands without the Node start-up in front of them.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

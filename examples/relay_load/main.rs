@@ -9,7 +9,7 @@
 //!       Starts `relay_load serve` as a second process, runs the load against it, stops it.
 //!
 //! Build it once in release to measure:
-//!   cargo build --release --target x86_64-unknown-linux-gnu --example relay_load
+//!   cargo build --release --target x86_64-unknown-linux-gnu --features bench --example relay_load
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
