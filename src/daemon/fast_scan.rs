@@ -16,6 +16,12 @@ use crate::engine::Engine;
 use crate::root::SharedFolder;
 
 const RETRY: Duration = Duration::from_millis(250);
+const PROCESS_CHECK: Duration = Duration::from_secs(1);
+/// After a batch, the next poll waits this long: a bulk pull's item events then come ~10 ms'
+/// worth to a request instead of one or two (hundreds of requests a second, each one work for
+/// Syncthing while it pulls). A third of the batcher's `echo_hold` (30 ms), so marks still come
+/// in time for the echoes they hide.
+const BUSY_PACE: Duration = Duration::from_millis(10);
 
 pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
     let rest = engine.rest();
@@ -48,10 +54,12 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
 pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
-    // Polled without pause: a mark later than the batcher's `echo_hold` (30 ms) no longer hides
-    // the echo of a pulled delete or directory (a 40 ms pause while busy let such echoes through
-    // in `watcher_syncthing`).
-    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]);
+    // Paced by `BUSY_PACE` only: a mark later than the batcher's `echo_hold` (30 ms) no longer
+    // hides the echo of a pulled delete or directory (a 40 ms pause while busy let such echoes
+    // through in `watcher_syncthing`).
+    // An item event of a restarted Syncthing is a real pull all the same, so the restart check
+    // runs once a second, not after every one of the hundreds of polls a second of a bulk pull.
+    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]).with_process_check_every(PROCESS_CHECK);
     loop {
         let batch = tokio::select! {
             batch = stream.next_batch() => batch,
@@ -59,12 +67,16 @@ pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut s
         };
         match batch {
             Ok(batch) => {
+                let busy = !batch.events.is_empty();
                 for event in batch.events {
                     match event.data {
                         EventData::ItemStarted(item) => marks.item_started(&item.folder, &item.item),
                         EventData::ItemFinished(item) => marks.item_finished(&item.folder, &item.item),
                         _ => {}
                     }
+                }
+                if busy {
+                    tokio::time::sleep(BUSY_PACE).await;
                 }
             }
             // Syncthing restarting or briefly busy: the watcher's temp-name rules still cover pulls.

@@ -11,8 +11,10 @@ use crate::engine::events::EventData;
 use crate::engine::Engine;
 use crate::membership;
 
-/// Events that can change what the member list asks of Syncthing.
-const EVENTS: &str = "ItemFinished,ConfigSaved,PendingDevicesChanged";
+/// Events that can change what the member list asks of Syncthing. A ledger that arrives is a
+/// `LocalIndexUpdated` of the members folder (one per database commit of the puller, where
+/// `ItemFinished` would wake this loop for every file pulled into any folder).
+const EVENTS: &str = "LocalIndexUpdated,ConfigSaved,PendingDevicesChanged";
 const LONG_POLL: Duration = Duration::from_secs(60);
 const SAFETY_NET: Duration = Duration::from_secs(30);
 /// After a failed pass (Syncthing restarting): try again soon, not in a tight loop.
@@ -53,7 +55,7 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                     Ok(batch) => {
                         since = batch.iter().map(|e| e.id).max().unwrap_or(since).max(since);
                         let relevant = batch.iter().any(|e| match &e.data {
-                            EventData::ItemFinished(item) => item.folder == membership::FOLDER_ID,
+                            EventData::LocalIndexUpdated(update) => update.folder == membership::FOLDER_ID,
                             _ => true,
                         });
                         if relevant || batch.is_empty() {

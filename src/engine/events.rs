@@ -7,6 +7,14 @@
 //! `/rest/system/status` after every poll and, when it changed, throws the batch away and starts
 //! again from 0 on the new process. The HTTP side is `RestClient::events`; this module adds the
 //! position keeping and the typed event data.
+//!
+//! That check has a price: Syncthing answers `/rest/system/status` after `runtime.ReadMemStats`,
+//! which stops its whole process for a moment, and a stream of per-file events is polled hundreds
+//! of times a second while Syncthing pulls a large folder. A consumer that can take an event of a
+//! new process as its own (the watcher's echo marks: an event is a real pull either way) asks for
+//! `with_process_check_every`: the check then runs after a poll only once that interval has passed
+//! since the last one, after an empty poll, and before the first poll after an error. A restart
+//! kills the open long poll, so it still surfaces as an error and is caught by the next call.
 
 use std::time::Duration;
 
@@ -264,6 +272,11 @@ pub struct EventStream {
     instance: Option<Instance>,
     local_device: Option<String>,
     restarts: u64,
+    /// `None`: every batch is bracketed by the process check. `Some`: see the module docs.
+    check_every: Option<Duration>,
+    /// When the process was last checked, and whether the last call failed (the next one checks).
+    last_check: Option<std::time::Instant>,
+    failed: bool,
 }
 
 impl EventStream {
@@ -277,7 +290,17 @@ impl EventStream {
             instance: None,
             local_device: None,
             restarts: 0,
+            check_every: None,
+            last_check: None,
+            failed: false,
         }
+    }
+
+    /// Checks for a Syncthing restart at most once per `interval` while batches keep coming
+    /// (see the module docs); for consumers to which a new process's events are as good.
+    pub fn with_process_check_every(mut self, interval: Duration) -> Self {
+        self.check_every = Some(interval);
+        self
     }
 
     /// The stream botsync uses: `BOTSYNC_EVENT_TYPES`.
@@ -336,26 +359,52 @@ impl EventStream {
     /// One long poll. Returns an empty batch when Syncthing had nothing to say within the poll
     /// timeout, and an empty batch with `restarted` when the engine turned out to be a new process.
     pub async fn next_batch(&mut self) -> Result<EventBatch, RestError> {
+        let result = self.poll().await;
+        self.failed = result.is_err();
+        result
+    }
+
+    async fn poll(&mut self) -> Result<EventBatch, RestError> {
         if self.instance.is_none() {
             let status = self.rest.system_status().await?;
             self.pin(&status);
+        } else if self.failed && self.check_every.is_some() {
+            if let Some(restarted) = self.check_process().await? {
+                return Ok(restarted);
+            }
         }
         let polled = self.rest.events(self.since, &self.types, self.poll_timeout, None).await?;
-        // Only a batch bracketed by the same process on both sides is trusted; see the module docs.
-        let status = self.rest.system_status().await?;
-        if !self.instance.as_ref().is_some_and(|i| i.same_process(&status)) {
-            self.pin(&status);
-            self.since = 0;
-            self.restarts += 1;
-            return Ok(EventBatch { events: Vec::new(), restarted: true });
+        let checked_lately = match (self.check_every, self.last_check) {
+            (Some(every), Some(last)) => last.elapsed() < every,
+            _ => false,
+        };
+        if polled.is_empty() || !checked_lately {
+            // Only a batch bracketed by the same process on both sides is trusted; see the module docs.
+            if let Some(restarted) = self.check_process().await? {
+                return Ok(restarted);
+            }
         }
-        self.instance = Some(Instance::of(&status));
         let since = self.since;
         let events: Vec<SyncthingEvent> = polled.into_iter().filter(|e| e.id > since).collect();
         if let Some(last) = events.last() {
             self.since = last.id;
         }
         Ok(EventBatch { events, restarted: false })
+    }
+
+    /// Reads the process behind the API: `Some(empty restarted batch)` when it is not the one
+    /// the position belongs to (the position then starts over on the new one).
+    async fn check_process(&mut self) -> Result<Option<EventBatch>, RestError> {
+        let status = self.rest.system_status().await?;
+        self.last_check = Some(std::time::Instant::now());
+        if !self.instance.as_ref().is_some_and(|i| i.same_process(&status)) {
+            self.pin(&status);
+            self.since = 0;
+            self.restarts += 1;
+            return Ok(Some(EventBatch { events: Vec::new(), restarted: true }));
+        }
+        self.instance = Some(Instance::of(&status));
+        Ok(None)
     }
 }
 

@@ -126,6 +126,55 @@ async fn a_restart_within_the_same_second_is_caught_by_uptime_going_back() {
 }
 
 #[tokio::test]
+async fn a_lazily_checked_stream_asks_for_the_process_once_per_interval_and_after_empty_polls() {
+    let fake = FakeSyncthing::new(LOCAL_ID);
+    let (addr, server) = fake.start().await;
+    let mut stream = EventStream::botsync(rest(addr)).with_poll_timeout(Duration::from_secs(1)).with_process_check_every(Duration::from_secs(3600));
+    let status_queries = || fake.0.lock().unwrap().status_queries;
+    for n in 1..=5 {
+        fake.push("ItemFinished", item(n));
+        assert_eq!(items(&stream.next_batch().await.unwrap().events), vec![format!("f{n}.txt")]);
+    }
+    assert_eq!(status_queries(), 2, "pinned before the first poll and checked after it, then not while batches keep coming");
+    assert!(stream.next_batch().await.unwrap().events.is_empty());
+    assert_eq!(status_queries(), 3, "an empty poll is checked");
+
+    let mut strict = EventStream::botsync(rest(addr)).with_poll_timeout(Duration::from_secs(1));
+    for _ in 0..3 {
+        strict.next_batch().await.unwrap();
+    }
+    assert_eq!(status_queries(), 3 + 1 + 3, "the default stream brackets every batch");
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_lazily_checked_stream_catches_a_restart_through_the_failed_poll() {
+    let fake = FakeSyncthing::new(LOCAL_ID);
+    for n in 1..=3 {
+        fake.push("ItemFinished", item(n));
+    }
+    let (addr, server) = fake.start().await;
+    let mut stream = EventStream::botsync(rest(addr)).with_poll_timeout(Duration::from_secs(1)).with_process_check_every(Duration::from_secs(3600));
+    assert_eq!(stream.next_batch().await.unwrap().events.len(), 3);
+    fake.push("ItemFinished", item(4));
+    assert_eq!(stream.next_batch().await.unwrap().events.len(), 1);
+
+    // A restart ends the open long poll: that poll fails, and the new process has more events
+    // than the old position, which a poll with `since=4` would skip.
+    fake.0.lock().unwrap().fail_event_polls = 1;
+    assert!(stream.next_batch().await.is_err());
+    fake.restart("2026-01-01T00:05:00Z");
+    for n in 10..=15 {
+        fake.push("ItemFinished", item(n));
+    }
+    let batch = stream.next_batch().await.unwrap();
+    assert!(batch.restarted, "checked before polling again");
+    assert_eq!(stream.restarts(), 1);
+    assert_eq!(items(&stream.next_batch().await.unwrap().events), vec!["f10.txt", "f11.txt", "f12.txt", "f13.txt", "f14.txt", "f15.txt"]);
+    server.abort();
+}
+
+#[tokio::test]
 async fn skip_to_now_ignores_what_was_buffered() {
     let fake = FakeSyncthing::new(LOCAL_ID);
     fake.push("ItemFinished", item(1));

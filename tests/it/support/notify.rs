@@ -64,6 +64,8 @@ pub struct SyncthingState {
     pub fail_event_polls: u32,
     /// Every query string /rest/events received.
     pub event_queries: Vec<HashMap<String, String>>,
+    /// How many times /rest/system/status was asked.
+    pub status_queries: u32,
     pub bad_keys: u32,
 }
 
@@ -139,7 +141,8 @@ async fn system_status(State(fake): State<FakeSyncthing>, headers: HeaderMap) ->
     if !authorized(&fake, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let s = fake.0.lock().unwrap();
+    let mut s = fake.0.lock().unwrap();
+    s.status_queries += 1;
     Json(json!({"myID": s.my_id, "startTime": s.start_time, "uptime": s.uptime})).into_response()
 }
 
