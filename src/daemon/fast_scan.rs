@@ -54,11 +54,10 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
 
 /// Feeds the puller's item events to the watcher's suppression marks until shutdown.
 pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut shutdown: watch::Receiver<bool>) {
-    // Paced by `BUSY_PACE` only: a mark later than the batcher's `echo_hold` (30 ms) no longer
-    // hides the echo of a pulled delete or directory (a 40 ms pause while busy let such echoes
-    // through in `watcher_syncthing`).
-    // An item event of a restarted Syncthing is a real pull all the same, so the restart check
-    // runs once a second, not after every one of the hundreds of polls a second of a bulk pull.
+    // Paced by no more than `BUSY_PACE`: a mark later than the batcher's `echo_hold` (30 ms) no
+    // longer hides the echo of a pulled delete or directory (a 40 ms pause while busy let such
+    // echoes through in `watcher_syncthing`). An item event of a restarted Syncthing is a real
+    // pull all the same, so the restart check runs once a second, not after every poll.
     let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]).with_process_check_every(PROCESS_CHECK);
     loop {
         let batch = tokio::select! {

@@ -14,7 +14,8 @@
 //! new process as its own (the watcher's echo marks: an event is a real pull either way) asks for
 //! `with_process_check_every`: the check then runs after a poll only once that interval has passed
 //! since the last one, after an empty poll, and before the first poll after an error. A restart
-//! kills the open long poll, so it still surfaces as an error and is caught by the next call.
+//! takes Syncthing's API away for longer than such a stream ever waits between two polls, so the
+//! poll open during it, or the next one, fails, and the call after a failure checks first.
 
 use std::time::Duration;
 
