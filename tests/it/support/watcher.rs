@@ -106,9 +106,14 @@ impl SyncthingNode {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        // Its own session, as every botsync root's Syncthing has (the daemon detaches with
+        // setsid): Linux schedules each session as one group (autogroup), so raw Syncthings left
+        // in the benchmark's session would share one CPU share against the machine's other load
+        // where botsync's get one each.
+        // SAFETY: setsid and prctl are async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             command.pre_exec(|| {
+                libc::setsid();
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
