@@ -30,13 +30,19 @@ impl Seen {
         format!("{} {}\n{}\n{}", self.method, self.target, headers.join("\n"), String::from_utf8_lossy(&self.body))
     }
 
-    /// What the client chose to send: the target with the protocol's fixed slot names taken
-    /// out, header values (names are HTTP's: "host" is also a code word; bearer tokens are random
+    /// What the client chose to send: the target with the protocol's fixed slot names and query
+    /// parameter names taken out (`?wait=` is the protocol's, and "wait" is also a code word),
+    /// header values (names are HTTP's: "host" is also a code word; bearer tokens are random
     /// hex, whose letter runs could spell a short word by chance) and the body.
     fn chosen_text(&self) -> String {
-        let mut target = self.target.clone();
+        let (path, query) = self.target.split_once('?').unwrap_or((self.target.as_str(), ""));
+        let mut target = path.to_string();
         for fixed in ["host-pake", "guest-pake", "guest-data", "host-data"] {
             target = target.replace(fixed, " ");
+        }
+        for pair in query.split('&') {
+            target.push(' ');
+            target.push_str(pair.split_once('=').map_or(pair, |(_, value)| value));
         }
         let values: Vec<&str> = self.headers.iter().filter(|(k, _)| k != "authorization").map(|(_, v)| v.as_str()).collect();
         format!("{target}\n{}\n{}", values.join("\n"), String::from_utf8_lossy(&self.body))
@@ -149,5 +155,22 @@ async fn handle(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, heade
             (status, [("content-type", content_type)], bytes).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+#[test]
+fn protocol_names_are_not_counted_as_what_the_client_chose() {
+    let seen = Seen {
+        method: "GET".into(),
+        target: "/v2/mailboxes/blouse-accident/host-pake?wait=7999".into(),
+        headers: vec![("host".into(), "127.0.0.1:1".into()), ("user-agent".into(), "botsync/0.5.0".into())],
+        body: b"sealed".to_vec(),
+    };
+    let text = seen.chosen_text();
+    for fixed in ["wait", "host", "pake", "agent"] {
+        assert!(!text.split(|c: char| !c.is_ascii_alphabetic()).any(|t| t == fixed), "{fixed:?} in {text:?}");
+    }
+    for chosen in ["blouse", "accident", "7999", "botsync", "sealed"] {
+        assert!(text.contains(chosen), "{chosen:?} missing from {text:?}");
     }
 }
