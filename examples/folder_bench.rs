@@ -10,8 +10,8 @@
 //!   log-uniformly from [MIN, MAX] KiB (ln(size) uniform: as many files of 1-8 KiB as of 8-64 KiB;
 //!   mean ~15 KiB, ~1.5 GB for 100,000 files) and random content. Everything comes from one
 //!   seeded RNG (ChaCha12), so both subjects and every run get the same tree.
-//! - BENCH_IDLE_S (60): the idle CPU window, after BENCH_SETTLE_S (30) of quiet once both setups
-//!   are idle. BENCH_SAMPLES (20): one-change samples.
+//! - BENCH_IDLE_S (60): the idle CPU window, once both setups have stayed idle (folder state,
+//!   nothing needed, the peer complete) for BENCH_SETTLE_S (30) in a row. BENCH_SAMPLES (20): one-change samples.
 //! - BENCH_RAW_DELAY_S (10, Syncthing's default): the raw pair's fsWatcherDelayS.
 //! - BENCH_ONLY (raw,botsync): leave one subject out while iterating.
 //! - The Syncthing binary is $SYNCTHING, else $BOTSYNC_SYNCTHING (botsync's roots use that too);
@@ -296,11 +296,12 @@ impl RawSetup {
         self.a.pid().into_iter().chain(self.b.pid()).collect()
     }
 
+    async fn is_idle(&self) -> bool {
+        self.a.folder_idle(RAW_FOLDER, Some(&self.b)).await && self.b.folder_idle(RAW_FOLDER, Some(&self.a)).await
+    }
+
     async fn wait_idle(&self) {
-        poll_until(Duration::from_secs(600), Duration::from_millis(100), "raw idle", || async {
-            self.a.folder_idle(RAW_FOLDER, Some(&self.b)).await && self.b.folder_idle(RAW_FOLDER, Some(&self.a)).await
-        })
-        .await;
+        poll_until(Duration::from_secs(600), Duration::from_millis(100), "raw idle", || self.is_idle()).await;
     }
 }
 
@@ -433,22 +434,23 @@ impl BotsyncSetup {
         self.guard.0.iter().filter_map(botsync::daemon::process::running_pid).collect()
     }
 
-    async fn wait_idle(&self) {
+    async fn is_idle(&self) -> bool {
         let (a_id, b_id) = (self.a.device_id(), self.b.device_id());
-        poll_until(Duration::from_secs(600), Duration::from_millis(100), "botsync idle", || async {
-            for (engine, peer) in [(&self.a, &b_id), (&self.b, &a_id)] {
-                let rest = engine.rest();
-                let Ok(status) = rest.db_status(SHARED).await else { return false };
-                if status.state != "idle" || status.need_files != 0 {
-                    return false;
-                }
-                if !rest.db_completion(SHARED, Some(peer)).await.is_ok_and(|c| c.completion >= 100.0) {
-                    return false;
-                }
+        for (engine, peer) in [(&self.a, &b_id), (&self.b, &a_id)] {
+            let rest = engine.rest();
+            let Ok(status) = rest.db_status(SHARED).await else { return false };
+            if status.state != "idle" || status.need_files != 0 {
+                return false;
             }
-            true
-        })
-        .await;
+            if !rest.db_completion(SHARED, Some(peer)).await.is_ok_and(|c| c.completion >= 100.0) {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn wait_idle(&self) {
+        poll_until(Duration::from_secs(600), Duration::from_millis(100), "botsync idle", || self.is_idle()).await;
     }
 
     async fn shutdown(self) {
@@ -559,11 +561,30 @@ fn main() {
         if let Some(ours) = &ours {
             ours.wait_idle().await;
         }
-        // Syncthing's own watchers rescan what was pulled up to fsWatcherDelayS after the last
-        // pull: let that settle, so the window sees a folder where nothing changes.
+        // Syncthing's own watchers rescan what was pulled 5-15 s after the last change (the
+        // whole folder once more than 512 paths changed, lib/watchaggregator), and a rescan of
+        // this tree runs for tens of seconds: the window opens only once both setups have stayed
+        // idle for the whole settle time, so it never starts inside the later setup's rescan.
         let settle_s = env_num("BENCH_SETTLE_S", 30);
-        println!("settling {settle_s} s before the idle window");
-        tokio::time::sleep(Duration::from_secs(settle_s)).await;
+        println!("settling until both setups have been idle for {settle_s} s");
+        let settle_started = Instant::now();
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < Duration::from_secs(settle_s) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let raw_idle = match &raw {
+                Some(raw) => raw.is_idle().await,
+                None => true,
+            };
+            let ours_idle = match &ours {
+                Some(ours) => ours.is_idle().await,
+                None => true,
+            };
+            if !(raw_idle && ours_idle) {
+                quiet_since = Instant::now();
+            }
+            assert!(settle_started.elapsed() < Duration::from_secs(900), "the setups never stayed idle for {settle_s} s");
+        }
+        println!("settled after {:.0} s", settle_started.elapsed().as_secs_f64());
         let raw_pids = raw.as_ref().map(RawSetup::pids).unwrap_or_default();
         let (ours_st, ours_d) = ours.as_ref().map(|o| (o.syncthing_pids(), o.daemon_pids())).unwrap_or_default();
         let me = std::process::id();
