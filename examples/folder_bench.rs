@@ -43,13 +43,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use botsync::commands::{self, init::InitOptions, join::JoinOptions, RootOptions};
 use botsync::engine::Engine;
-use botsync::relay::{Backend, RelayConfig, RunningRelay};
-use botsync::root::{SharedFolder, SyncRoot};
+use botsync::relay::RunningRelay;
+use botsync::root::SharedFolder;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
-use support::{proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
+use support::{poll_until, proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, DirectPair, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -228,17 +227,6 @@ struct JoinFigures {
     daemon_ticks_ab: (u64, u64),
 }
 
-async fn poll_until<F, Fut>(timeout: Duration, gap: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(gap).await;
-    }
-}
 
 impl RawSetup {
     async fn start(work: &Path, master: &Path, spec: &TreeSpec, delay_s: u32, figures: &mut JoinFigures) -> RawSetup {
@@ -317,20 +305,8 @@ const SHARED: &str = "botsync-shared";
 
 impl BotsyncSetup {
     async fn start(work: &Path, master: &Path, spec: &TreeSpec, figures: &mut JoinFigures) -> BotsyncSetup {
-        let relay = botsync::relay::start("127.0.0.1:0", &Backend::Memory, RelayConfig::default()).await.expect("relay starts");
-        let (root_a, root_b) = (work.join("root-A"), work.join("root-B"));
-        let guard = StopRootsOnDrop(vec![SyncRoot::at(root_a.clone()).unwrap(), SyncRoot::at(root_b.clone()).unwrap()]);
-        let init = commands::init::run(&InitOptions {
-            root: Some(root_a.display().to_string()),
-            network: Some("direct".into()),
-            relay: Some(relay.url()),
-            offline: Some(false),
-            wait: None,
-            original: None,
-        })
-        .await
-        .expect("init A");
-        let a = Engine::load(&guard.0[0]).unwrap();
+        let pair = DirectPair::init(work).await;
+        let a = Engine::load(&pair.guard.0[0]).unwrap();
         let shared_a = a.root().folder_dir(SharedFolder::Shared);
         // The tree goes in with one rename per top-level directory.
         let stage = work.join("stage-A");
@@ -351,29 +327,20 @@ impl BotsyncSetup {
             let (m, w) = a.pids();
             [m, w].into_iter().flatten().collect()
         };
-        let a_daemon: Vec<u32> = botsync::daemon::process::running_pid(&guard.0[0]).into_iter().collect();
+        let a_daemon: Vec<u32> = botsync::daemon::process::running_pid(&pair.guard.0[0]).into_iter().collect();
         let (st0, d0) = (ticks(&a_pids), ticks(&a_daemon));
         // The join clock: `botsync join` on a fresh root B, until every file is on B.
         let t0 = Instant::now();
-        let join = commands::join::run(&JoinOptions {
-            code: init.invite.code.clone(),
-            root: Some(root_b.display().to_string()),
-            network: Some("direct".into()),
-            relay: Some(relay.url()),
-            timeout_seconds: Some(120),
-            original: None,
-        })
-        .await
-        .expect("join B");
+        let join = pair.join_b(120).await;
         figures.join_returned_ms = Some(ms(t0.elapsed()));
         figures.join_connected_ms = Some(join.connected_ms.0 as f64);
-        let b = Engine::load(&guard.0[1]).unwrap();
+        let b = Engine::load(&pair.guard.0[1]).unwrap();
         // B's processes started inside the clock: count them from zero (their whole life so far).
         let b_pids: Vec<u32> = {
             let (m, w) = b.pids();
             [m, w].into_iter().flatten().collect()
         };
-        let b_daemon: Vec<u32> = botsync::daemon::process::running_pid(&guard.0[1]).into_iter().collect();
+        let b_daemon: Vec<u32> = botsync::daemon::process::running_pid(&pair.guard.0[1]).into_iter().collect();
         let rest_b = b.rest();
         // BENCH_X=stop-daemon-b (experiment, not a figure): B's daemon is stopped as join returns.
         if std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == "stop-daemon-b")) {
@@ -421,7 +388,7 @@ impl BotsyncSetup {
             figures.b_disk.0,
             figures.b_disk.1
         );
-        BotsyncSetup { a, b, guard, _relay: relay }
+        BotsyncSetup { a, b, guard: pair.guard, _relay: pair.relay }
     }
 
     fn syncthing_pids(&self) -> Vec<u32> {
@@ -431,7 +398,7 @@ impl BotsyncSetup {
     }
 
     fn daemon_pids(&self) -> Vec<u32> {
-        self.guard.0.iter().filter_map(botsync::daemon::process::running_pid).collect()
+        self.guard.daemon_pids()
     }
 
     async fn is_idle(&self) -> bool {
@@ -454,11 +421,7 @@ impl BotsyncSetup {
     }
 
     async fn shutdown(self) {
-        for root in &self.guard.0 {
-            if let Err(e) = commands::stop::run(&RootOptions { root: Some(root.path().display().to_string()) }).await {
-                eprintln!("stop {}: {e}", root.display());
-            }
-        }
+        self.guard.stop_all().await;
     }
 }
 

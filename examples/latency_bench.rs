@@ -30,15 +30,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botsync::commands::{self, init::InitOptions, join::JoinOptions, RootOptions};
 use botsync::daemon::scanner::RestScanner;
 use botsync::daemon::watcher::{FastScanWatcher, FolderWatch, SuppressionHandle, WatcherConfig};
 use botsync::device_id::DeviceId;
 use botsync::engine::Engine;
-use botsync::relay::{Backend, RelayConfig, RunningRelay};
-use botsync::root::{SharedFolder, SyncRoot};
+use botsync::relay::RunningRelay;
+use botsync::root::SharedFolder;
 use rand::RngCore;
-use support::{feed_item_events, proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
+use support::{feed_item_events, poll_until, proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, DirectPair, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -183,29 +182,9 @@ struct BotsyncPair {
 
 impl BotsyncPair {
     async fn start(work: &Path) -> BotsyncPair {
-        let relay = botsync::relay::start("127.0.0.1:0", &Backend::Memory, RelayConfig::default()).await.expect("relay starts");
-        let (root_a, root_b) = (work.join("root-A"), work.join("root-B"));
-        let guard = StopRootsOnDrop(vec![SyncRoot::at(root_a.clone()).unwrap(), SyncRoot::at(root_b.clone()).unwrap()]);
-        let init = commands::init::run(&InitOptions {
-            root: Some(root_a.display().to_string()),
-            network: Some("direct".into()),
-            relay: Some(relay.url()),
-            offline: Some(false),
-            wait: None,
-            original: None,
-        })
-        .await
-        .expect("init A");
-        let join = commands::join::run(&JoinOptions {
-            code: init.invite.code.clone(),
-            root: Some(root_b.display().to_string()),
-            network: Some("direct".into()),
-            relay: Some(relay.url()),
-            timeout_seconds: Some(60),
-            original: None,
-        })
-        .await
-        .expect("join B");
+        let pair = DirectPair::init(work).await;
+        let join = pair.join_b(60).await;
+        let DirectPair { relay, guard, .. } = pair;
         println!("[botsync] joined: paired {} ms, connected {} ms", join.paired_ms, join.connected_ms);
         let a = Engine::load(&guard.0[0]).unwrap();
         let b = Engine::load(&guard.0[1]).unwrap();
@@ -253,21 +232,16 @@ impl Subject for BotsyncPair {
         [ma, wa, mb, wb].into_iter().flatten().collect()
     }
     fn daemon_pids(&self) -> Vec<u32> {
-        self.guard.0.iter().filter_map(botsync::daemon::process::running_pid).collect()
+        self.guard.daemon_pids()
     }
     async fn wait_idle(&self) {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while !(Self::folder_idle(&self.a, &self.b_id).await && Self::folder_idle(&self.b, &self.a_id).await) {
-            assert!(Instant::now() < deadline, "botsync roots never idle");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(Duration::from_secs(600), Duration::from_millis(20), "botsync roots idle", || async {
+            Self::folder_idle(&self.a, &self.b_id).await && Self::folder_idle(&self.b, &self.a_id).await
+        })
+        .await;
     }
     async fn shutdown(self) {
-        for root in &self.guard.0 {
-            if let Err(e) = commands::stop::run(&RootOptions { root: Some(root.path().display().to_string()) }).await {
-                eprintln!("stop {}: {e}", root.display());
-            }
-        }
+        self.guard.stop_all().await;
         // The guard drops here too and finds nothing left to stop.
     }
 }

@@ -307,16 +307,69 @@ impl Pair {
         .await;
     }
 
-    pub async fn wait_until<F, Fut>(&self, timeout: Duration, what: &str, mut check: F)
+    pub async fn wait_until<F, Fut>(&self, timeout: Duration, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + timeout;
-        while !check().await {
-            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(timeout, Duration::from_millis(20), what, check).await;
+    }
+}
+
+/// Checks every `gap` until `check` holds; panics naming `what` after `timeout`.
+pub async fn poll_until<F, Fut>(timeout: Duration, gap: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(gap).await;
+    }
+}
+
+/// The benchmarks' `botsync` subject before B joins: an in-process relay on loopback (memory
+/// backend), roots `root-A` and `root-B` under `work` (stopped on drop), and `init` run on A
+/// with the `direct` profile.
+pub struct DirectPair {
+    pub relay: botsync::relay::RunningRelay,
+    pub guard: StopRootsOnDrop,
+    pub init: botsync::commands::init::InitReport,
+}
+
+impl DirectPair {
+    pub async fn init(work: &Path) -> DirectPair {
+        use botsync::commands::init::{self, InitOptions};
+        use botsync::relay::{Backend, RelayConfig};
+        let relay = botsync::relay::start("127.0.0.1:0", &Backend::Memory, RelayConfig::default()).await.expect("relay starts");
+        let (root_a, root_b) = (work.join("root-A"), work.join("root-B"));
+        let guard = StopRootsOnDrop(vec![botsync::root::SyncRoot::at(root_a.clone()).unwrap(), botsync::root::SyncRoot::at(root_b).unwrap()]);
+        let init = init::run(&InitOptions {
+            root: Some(root_a.display().to_string()),
+            network: Some("direct".into()),
+            relay: Some(relay.url()),
+            offline: Some(false),
+            wait: None,
+            original: None,
+        })
+        .await
+        .expect("init A");
+        DirectPair { relay, guard, init }
+    }
+
+    /// `botsync join` on root B with A's code, `direct` profile, through the same relay.
+    pub async fn join_b(&self, timeout_seconds: u32) -> botsync::commands::join::JoinReport {
+        botsync::commands::join::run(&botsync::commands::join::JoinOptions {
+            code: self.init.invite.code.clone(),
+            root: Some(self.guard.0[1].path().display().to_string()),
+            network: Some("direct".into()),
+            relay: Some(self.relay.url()),
+            timeout_seconds: Some(timeout_seconds),
+            original: None,
+        })
+        .await
+        .expect("join B")
     }
 }
 
@@ -371,6 +424,21 @@ impl Arrivals {
 pub struct StopRootsOnDrop(pub Vec<botsync::root::SyncRoot>);
 
 impl StopRootsOnDrop {
+    /// The roots' running daemons.
+    pub fn daemon_pids(&self) -> Vec<u32> {
+        self.0.iter().filter_map(botsync::daemon::process::running_pid).collect()
+    }
+
+    /// `botsync stop` on every root, as a user would end them; the drop then finds nothing left.
+    pub async fn stop_all(&self) {
+        for root in &self.0 {
+            let options = botsync::commands::RootOptions { root: Some(root.path().display().to_string()) };
+            if let Err(e) = botsync::commands::stop::run(&options).await {
+                eprintln!("stop {}: {e}", root.display());
+            }
+        }
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         let mut pids = Vec::new();
         for root in &self.0 {
