@@ -12,7 +12,7 @@
 //! `DELIVERY_WINDOW` (a peer away for longer still shows up in `botsync wait`, just not here).
 //! No I/O and no clock of its own: the feed passes both in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::engine::rest::DbFile;
@@ -80,10 +80,8 @@ impl DeliveryTracker {
 
     /// The peers still owed a receipt for some path of `folder_id` (full device IDs, sorted).
     pub fn owed_peers(&self, folder_id: &str) -> Vec<String> {
-        let owed: HashSet<&String> = self.pending.iter().filter(|((f, _), _)| *f == folder_id).flat_map(|(_, p)| &p.waiting).collect();
-        let mut owed: Vec<String> = owed.into_iter().cloned().collect();
-        owed.sort();
-        owed
+        let owed: BTreeSet<&String> = self.pending.iter().filter(|((f, _), _)| *f == folder_id).flat_map(|(_, p)| &p.waiting).collect();
+        owed.into_iter().cloned().collect()
     }
 
     pub fn is_empty(&self) -> bool {
