@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use botsync::pairing::MailboxId;
 use crate::support::pairing::{serve, Relay, TestServer};
 
 /// One request as the lying relay received it.
@@ -30,13 +31,21 @@ impl Seen {
         format!("{} {}\n{}\n{}", self.method, self.target, headers.join("\n"), String::from_utf8_lossy(&self.body))
     }
 
-    /// What the client chose to send: the target with the protocol's fixed slot names and query
-    /// parameter names taken out (`?wait=` is the protocol's, and "wait" is also a code word),
-    /// header values (names are HTTP's: "host" is also a code word; bearer tokens are random
-    /// hex, whose letter runs could spell a short word by chance) and the body.
+    /// What the client chose to send: the target with the protocol's fixed slot names, a
+    /// well-formed mailbox ID (the relay's own allocation, public: two random code words that a
+    /// secret word of the same code can repeat) and query parameter names taken out (`?wait=` is the
+    /// protocol's, and "wait" is also a code word), header values (names are HTTP's: "host" is
+    /// also a code word; bearer tokens are random hex, whose letter runs could spell a short word
+    /// by chance) and the body.
     fn chosen_text(&self) -> String {
         let (path, query) = self.target.split_once('?').unwrap_or((self.target.as_str(), ""));
-        let mut target = path.to_string();
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut target = segments
+            .iter()
+            .enumerate()
+            .map(|(i, segment)| if i > 0 && segments[i - 1] == "mailboxes" && segment.parse::<MailboxId>().is_ok() { " " } else { segment })
+            .collect::<Vec<_>>()
+            .join("/");
         for fixed in ["host-pake", "guest-pake", "guest-data", "host-data"] {
             target = target.replace(fixed, " ");
         }
@@ -159,7 +168,7 @@ async fn handle(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, heade
 }
 
 #[test]
-fn protocol_names_are_not_counted_as_what_the_client_chose() {
+fn protocol_names_and_the_mailbox_are_not_counted_as_what_the_client_chose() {
     let seen = Seen {
         method: "GET".into(),
         target: "/v2/mailboxes/blouse-accident/host-pake?wait=7999".into(),
@@ -167,10 +176,13 @@ fn protocol_names_are_not_counted_as_what_the_client_chose() {
         body: b"sealed".to_vec(),
     };
     let text = seen.chosen_text();
-    for fixed in ["wait", "host", "pake", "agent"] {
+    for fixed in ["wait", "host", "pake", "agent", "blouse", "accident"] {
         assert!(!text.split(|c: char| !c.is_ascii_alphabetic()).any(|t| t == fixed), "{fixed:?} in {text:?}");
     }
-    for chosen in ["blouse", "accident", "7999", "botsync", "sealed"] {
+    for chosen in ["7999", "botsync", "sealed"] {
         assert!(text.contains(chosen), "{chosen:?} missing from {text:?}");
     }
+    // A path segment that is no mailbox ID (a third word in it) is what the client chose.
+    let seen = Seen { target: "/v2/mailboxes/blouse-accident-foil/host-pake".into(), ..seen };
+    assert!(seen.chosen_text().contains("foil"), "{}", seen.chosen_text());
 }
