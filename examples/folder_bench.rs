@@ -48,7 +48,7 @@ use botsync::relay::RunningRelay;
 use botsync::root::SharedFolder;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
-use support::{poll_until, proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, DirectPair, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
+use support::{poll_until, proc_cpu_ticks, reexec_in_private_netns, shared_folder_settled, stats, Arrivals, DirectPair, FsWatcher, NetnsRun, StopRootsOnDrop, SyncthingNode};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -403,17 +403,7 @@ impl BotsyncSetup {
 
     async fn is_idle(&self) -> bool {
         let (a_id, b_id) = (self.a.device_id(), self.b.device_id());
-        for (engine, peer) in [(&self.a, &b_id), (&self.b, &a_id)] {
-            let rest = engine.rest();
-            let Ok(status) = rest.db_status(SHARED).await else { return false };
-            if status.state != "idle" || status.need_files != 0 {
-                return false;
-            }
-            if !rest.db_completion(SHARED, Some(peer)).await.is_ok_and(|c| c.completion >= 100.0) {
-                return false;
-            }
-        }
-        true
+        shared_folder_settled(&self.a, &b_id).await && shared_folder_settled(&self.b, &a_id).await
     }
 
     async fn wait_idle(&self) {

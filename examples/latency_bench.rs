@@ -37,7 +37,7 @@ use botsync::engine::Engine;
 use botsync::relay::RunningRelay;
 use botsync::root::SharedFolder;
 use rand::RngCore;
-use support::{feed_item_events, poll_until, proc_cpu_ticks, reexec_in_private_netns, stats, Arrivals, DirectPair, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
+use support::{feed_item_events, poll_until, proc_cpu_ticks, reexec_in_private_netns, shared_folder_settled, stats, Arrivals, DirectPair, FsWatcher, NetnsRun, Pair, StopRootsOnDrop};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -204,16 +204,6 @@ impl BotsyncPair {
         pair.wait_idle().await;
         pair
     }
-
-    async fn folder_idle(engine: &Engine, peer: &DeviceId) -> bool {
-        let rest = engine.rest();
-        let folder = SharedFolder::Shared.folder_id();
-        let Ok(status) = rest.db_status(folder).await else { return false };
-        if status.state != "idle" || status.need_files != 0 {
-            return false;
-        }
-        rest.db_completion(folder, Some(peer)).await.is_ok_and(|c| c.completion >= 100.0)
-    }
 }
 
 impl Subject for BotsyncPair {
@@ -236,7 +226,7 @@ impl Subject for BotsyncPair {
     }
     async fn wait_idle(&self) {
         poll_until(Duration::from_secs(600), Duration::from_millis(20), "botsync roots idle", || async {
-            Self::folder_idle(&self.a, &self.b_id).await && Self::folder_idle(&self.b, &self.a_id).await
+            shared_folder_settled(&self.a, &self.b_id).await && shared_folder_settled(&self.b, &self.a_id).await
         })
         .await;
     }

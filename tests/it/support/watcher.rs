@@ -329,6 +329,18 @@ where
     }
 }
 
+/// Whether `engine`'s shared folder is idle with nothing needed, and `peer` has all of it: a
+/// botsync root of a benchmark at rest.
+pub async fn shared_folder_settled(engine: &botsync::engine::Engine, peer: &botsync::device_id::DeviceId) -> bool {
+    let rest = engine.rest();
+    let folder = botsync::root::SharedFolder::Shared.folder_id();
+    let Ok(status) = rest.db_status(folder).await else { return false };
+    if status.state != "idle" || status.need_files != 0 {
+        return false;
+    }
+    rest.db_completion(folder, Some(peer)).await.is_ok_and(|c| c.completion >= 100.0)
+}
+
 /// The benchmarks' `botsync` subject before B joins: an in-process relay on loopback (memory
 /// backend), roots `root-A` and `root-B` under `work` (stopped on drop), and `init` run on A
 /// with the `direct` profile.
