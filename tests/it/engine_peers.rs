@@ -15,29 +15,50 @@ fn peer(n: u8) -> NewPeer {
     NewPeer { device_id: DeviceId::from_bytes([n; 32]), name: format!("peer-{n}"), addresses: vec![format!("tcp://10.9.9.{n}:22000")] }
 }
 
-/// The number of `ConfigSaved` events after event `since`, read once Syncthing has been quiet
-/// for a moment; and the newest event ID.
-async fn config_saves_since(engine: &Engine, since: u64) -> (usize, u64) {
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let events = engine.rest().events(since, "ConfigSaved", Duration::from_millis(100), None).await.expect("events");
-    let newest = events.iter().map(|e| e.id).max().unwrap_or(since);
-    (events.len(), newest)
+/// Counts configuration commits through Syncthing's `ConfigSaved` events. A save that writes the
+/// configuration the previous save wrote is no commit: Syncthing saves again by itself a few
+/// seconds after a change (the wrapper's save timer, `minSaveInterval` in lib/config/wrapper.go,
+/// 5 s), and that second save lands in a counting window whenever the machine is slow.
+struct Commits {
+    since: u64,
+    last_saved: Option<serde_json::Value>,
 }
 
-/// Waits for the daemon's first pass (the members folder exists) and then for a quiet moment
-/// without a configuration change; returns the newest event ID.
-async fn configuration_settled(engine: &Engine) -> u64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while engine.rest().folder("botsync-members").await.expect("folder").is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "the daemon never created the members folder");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl Commits {
+    fn new() -> Self {
+        Commits { since: 0, last_saved: None }
     }
-    let (mut saves, mut since) = config_saves_since(engine, 0).await;
-    while saves > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the configuration never settled");
-        (saves, since) = config_saves_since(engine, since).await;
+
+    /// The commits since the previous call, counted once Syncthing has been quiet for a moment.
+    async fn count(&mut self, engine: &Engine) -> usize {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let url = format!("http://127.0.0.1:{}/rest/events?since={}&timeout=0&events=ConfigSaved", engine.gui_port(), self.since);
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let answer = http.get(url).header("X-API-Key", engine.state().api_key.expose()).send().await.expect("events");
+        let events: Vec<serde_json::Value> = answer.error_for_status().expect("events answered").json().await.expect("events JSON");
+        let mut commits = 0;
+        for event in events {
+            self.since = self.since.max(event["id"].as_u64().expect("event id"));
+            if self.last_saved.as_ref() != Some(&event["data"]) {
+                commits += 1;
+                self.last_saved = Some(event["data"].clone());
+            }
+        }
+        commits
     }
-    since
+
+    /// Waits for the daemon's first pass (the members folder exists) and then for a quiet moment
+    /// without a configuration commit.
+    async fn settle(&mut self, engine: &Engine) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while engine.rest().folder("botsync-members").await.expect("folder").is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "the daemon never created the members folder");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        while self.count(engine).await > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the configuration never settled");
+        }
+    }
 }
 
 #[test]
@@ -52,12 +73,12 @@ fn a_batch_of_peers_is_one_commit_with_every_folder_shared() {
             let rest = engine.rest();
             // Let the start settle, then count from now: the daemon's first reconcile pass creates
             // the members folder, one commit, at a time of its own (late on a loaded machine).
-            let since = configuration_settled(&engine).await;
+            let mut commits = Commits::new();
+            commits.settle(&engine).await;
 
             let nine: Vec<NewPeer> = (2..=10).map(peer).collect();
             engine.add_peers(&nine).await.expect("add_peers");
-            let (saves, since) = config_saves_since(&engine, since).await;
-            assert_eq!(saves, 1, "nine peers and every share in one configuration change");
+            assert_eq!(commits.count(&engine).await, 1, "nine peers and every share in one configuration change");
 
             let devices = rest.devices().await.unwrap();
             for p in &nine {
@@ -79,8 +100,7 @@ fn a_batch_of_peers_is_one_commit_with_every_folder_shared() {
             // Pairing again with peers it has (a machine back after a removal): paused, then
             // resumed, so that Syncthing dials them at once: two commits, whatever their number.
             engine.add_peers(&nine).await.expect("add_peers again");
-            let (saves, _) = config_saves_since(&engine, since).await;
-            assert_eq!(saves, 2, "known peers: one pause and one resume");
+            assert_eq!(commits.count(&engine).await, 2, "known peers: one pause and one resume");
             let devices = rest.devices().await.unwrap();
             assert!(nine.iter().all(|p| devices.iter().any(|d| d.device_id == p.device_id && d.other["paused"] == false)), "all resumed");
         });
