@@ -30,9 +30,10 @@ pub async fn run(engine: &Engine, shutdown: watch::Receiver<bool>) {
         .into_iter()
         .map(|folder| FolderWatch::new(folder.folder_id(), engine.root().folder_dir(folder)))
         .collect();
-    // The watcher sends exact paths in size-capped requests itself (`WatcherConfig::
-    // max_request_bytes`): lifting them to parent directories would make Syncthing walk again
-    // what it scanned a moment ago, the more often the bigger the burst.
+    // The watcher sizes its requests itself (`WatcherConfig::max_request_bytes`) and names a
+    // directory only where a batch holds most of it (`watcher::lift_crowded_dirs`): lifting every
+    // request to common parents would make Syncthing walk again what it scanned a moment ago, the
+    // more often the bigger the burst.
     let scanner = Arc::new(RestScanner::new(&rest).with_max_subs(usize::MAX));
     // A daemon starting afresh says anew whether the watch limit bites.
     let root = engine.root().clone();

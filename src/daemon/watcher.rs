@@ -86,9 +86,9 @@ pub struct WatcherConfig {
     /// A failed scan is retried after this long, up to `max_scan_attempts` times in all.
     pub retry_backoff: Duration,
     pub max_scan_attempts: u32,
-    /// A batch is sent as exact paths (never lifted to a parent directory, which would make
-    /// Syncthing walk again what it just scanned), split into requests of at most this many
-    /// bytes of paths (see [`scan_requests`]).
+    /// A batch is sent as exact paths, except where it names most of a directory (see
+    /// [`lift_crowded_dirs`]), split into requests of at most this many bytes of paths (see
+    /// [`scan_requests`]).
     pub max_request_bytes: usize,
     /// A folder that the inotify watch limit kept from being watched (whole or in part) is
     /// scanned whole this often instead, besides Syncthing's own watcher (see `watch_limit`).
@@ -555,7 +555,9 @@ impl Batcher {
 
     /// Takes every entry that is ready to scan, one batch per folder with no scan in flight.
     /// `stat(folder, path)` reads the file's current stamp (injected for tests).
-    pub fn take_ready(&mut self, now: Instant, stat: &dyn Fn(usize, &str) -> Option<FileStamp>) -> Vec<Batch> {
+    /// `entries(folder, dir)` counts the entries directly in a directory (`None`: not a readable
+    /// directory), for [`lift_crowded_dirs`].
+    pub fn take_ready(&mut self, now: Instant, stat: &dyn Fn(usize, &str) -> Option<FileStamp>, entries: &dyn Fn(usize, &str) -> Option<usize>) -> Vec<Batch> {
         self.prune_marks(now);
         let cfg = self.cfg.clone();
         let close_events = self.close_events;
@@ -587,7 +589,7 @@ impl Batcher {
             for path in &ready {
                 folder.pending.remove(path);
             }
-            let subs = uncovered(ready);
+            let subs = lift_crowded_dirs(uncovered(ready), &folder.pending, &|dir| entries(index, dir));
             if folder_quiet_at.is_some_and(|t| t <= now) {
                 folder.bursting = false;
             }
@@ -645,6 +647,49 @@ fn uncovered(paths: Vec<String>) -> Vec<String> {
     };
     let keep: Vec<bool> = paths.iter().map(|p| !has_ancestor(p)).collect();
     paths.into_iter().zip(keep).filter_map(|(p, k)| k.then_some(p)).collect()
+}
+
+/// A directory is scanned whole instead of by name when a batch names at least this many of its
+/// entries, and at least half of them.
+///
+/// Syncthing handles every `sub=` path of a scan on its own (its parents checked in the database,
+/// a walk started, a database iterator for deletions), and a walk passes an unchanged file
+/// cheaply (a stat and a lookup). Measured on 1.19.2 here, a burst of 20,000 x 1 KiB files in 200
+/// directories: named, 1,213 new files took 300-600 ms a request (~0.35 ms each, 17 requests one
+/// after another); a walk of a new directory took 82 ms for 888 files (~0.09 ms each). Naming
+/// the files costs more once they are a quarter of the directory; at half, the walk wins even if
+/// every other entry is old.
+pub(crate) const LIFT_MIN_ENTRIES: usize = 32;
+
+/// Replaces the paths of `subs` that make up most of a directory by that directory (see
+/// [`LIFT_MIN_ENTRIES`]). One level only, from entries to their own directory: lifting further
+/// could walk big subtrees nobody touched. Never the folder root (a whole-folder scan), and never
+/// a directory that is, or holds, a path still `pending`: a file still being written there is not
+/// scanned half-written by the walk. `entries(dir)` counts a directory's entries now. Keeps `subs` sorted.
+fn lift_crowded_dirs(subs: Vec<String>, pending: &BTreeMap<String, Pending>, entries: &dyn Fn(&str) -> Option<usize>) -> Vec<String> {
+    let mut named: HashMap<&str, usize> = HashMap::new();
+    for dir in subs.iter().filter_map(|p| parent(p)) {
+        *named.entry(dir).or_default() += 1;
+    }
+    let held: std::collections::HashSet<&str> = if named.values().any(|&n| n >= LIFT_MIN_ENTRIES) {
+        pending.keys().flat_map(|p| std::iter::successors(Some(p.as_str()), |d| parent(d))).collect()
+    } else {
+        return subs;
+    };
+    let lifted: std::collections::HashSet<&str> = named
+        .into_iter()
+        .filter(|&(dir, n)| n >= LIFT_MIN_ENTRIES && !held.contains(dir) && entries(dir).is_some_and(|total| 2 * n >= total))
+        .map(|(dir, _)| dir)
+        .collect();
+    if lifted.is_empty() {
+        return subs;
+    }
+    let mut out: Vec<String> = subs.iter().filter(|p| !parent(p).is_some_and(|d| lifted.contains(d))).cloned().collect();
+    out.extend(lifted.iter().map(|d| d.to_string()));
+    out.sort();
+    out.dedup();
+    // A lifted directory may itself have been in the batch (created in it) or cover another.
+    uncovered(out)
 }
 
 /// Splits a batch's paths into scan requests of at most `max_bytes` of encoded query each:
@@ -998,8 +1043,9 @@ impl FastScanWatcher {
             }
             let roots = &self.watched;
             let stat = |folder: usize, rel: &str| FileStamp::of(&roots[folder].path.join(rel));
+            let entries = |folder: usize, rel: &str| std::fs::read_dir(roots[folder].path.join(rel)).ok().map(Iterator::count);
             let max_bytes = self.batcher.cfg.max_request_bytes;
-            for batch in self.batcher.take_ready(Instant::now(), &stat) {
+            for batch in self.batcher.take_ready(Instant::now(), &stat, &entries) {
                 let scanner = Arc::clone(&scanner);
                 let (folder_id, subs) = (batch.folder_id.clone(), batch.subs.clone());
                 // One task per batch, its requests one after another: still one scan in flight
@@ -1143,7 +1189,7 @@ mod tests {
     }
 
     fn take_with(b: &mut Batcher, now: Instant, stat: &dyn Fn(usize, &str) -> Option<FileStamp>) -> Vec<(String, Vec<String>)> {
-        b.take_ready(now, stat).into_iter().map(|batch| (batch.folder_id, batch.subs)).collect()
+        b.take_ready(now, stat, &|_, _| None).into_iter().map(|batch| (batch.folder_id, batch.subs)).collect()
     }
 
     fn subs(v: &[&str]) -> Vec<String> {
@@ -1304,7 +1350,7 @@ mod tests {
         for i in 0..600u32 {
             let now = t + i * MS;
             b.on_change(0, &format!("f{i}"), Change::Closed, now);
-            for batch in b.take_ready(now, &|_, _| regular(1)) {
+            for batch in b.take_ready(now, &|_, _| regular(1), &|_, _| None) {
                 scans.push(now);
                 b.scan_done(&batch, true, now);
             }
@@ -1477,14 +1523,14 @@ mod tests {
         let mut now = t + 5 * MS;
         let mut attempts = 0;
         loop {
-            let batches = b.take_ready(now, &|_, _| regular(1));
+            let batches = b.take_ready(now, &|_, _| regular(1), &|_, _| None);
             if batches.is_empty() {
                 break;
             }
             attempts += 1;
             assert_eq!(batches[0].subs, subs(&["x"]));
             b.scan_done(&batches[0], false, now);
-            assert!(b.take_ready(now + 100 * MS, &|_, _| regular(1)).is_empty(), "retried before the backoff");
+            assert!(b.take_ready(now + 100 * MS, &|_, _| regular(1), &|_, _| None).is_empty(), "retried before the backoff");
             now += 500 * MS;
         }
         assert_eq!(attempts, 3);
@@ -1525,6 +1571,59 @@ mod tests {
         assert_eq!(classify(&EventKind::Remove(RemoveKind::File)), Some(Change::Removed));
         assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::From))), Some(Change::RenamedFrom));
         assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::Any))), Some(Change::RenamedTo));
+    }
+
+    fn written_and_closed(b: &mut Batcher, paths: impl IntoIterator<Item = String>, at: Instant) {
+        for p in paths {
+            b.on_change(0, &p, Change::Written, at);
+            b.on_change(0, &p, Change::Closed, at);
+        }
+    }
+
+    /// `take` with directories of the given entry counts.
+    fn take_in(b: &mut Batcher, now: Instant, dirs: &[(&str, usize)]) -> Vec<String> {
+        let batches = b.take_ready(now, &|_, _| regular(1), &|_, dir| dirs.iter().find(|(d, _)| *d == dir).map(|(_, n)| *n));
+        batches.into_iter().flat_map(|batch| batch.subs).collect()
+    }
+
+    #[test]
+    fn a_batch_naming_most_of_a_directory_scans_the_directory() {
+        let mut b = batcher();
+        let t = Instant::now();
+        written_and_closed(&mut b, (0..60).map(|i| format!("out/d1/f{i:03}")), t);
+        written_and_closed(&mut b, (0..40).map(|i| format!("out/d2/f{i:03}")), t);
+        written_and_closed(&mut b, ["out/top.txt".to_string()], t);
+        // d1: 60 of its 100 entries; d2: 40 of 100, cheaper by name.
+        let subs = take_in(&mut b, t + 200 * MS, &[("out/d1", 100), ("out/d2", 100), ("out", 3)]);
+        let mut expected = vec!["out/d1".to_string(), "out/top.txt".to_string()];
+        expected.extend((0..40).map(|i| format!("out/d2/f{i:03}")));
+        expected.sort();
+        assert_eq!(subs, expected, "one level only: out itself is not lifted although d1 and top.txt are most of it");
+    }
+
+    #[test]
+    fn a_directory_is_not_lifted_below_the_threshold_nor_to_the_folder_root() {
+        let mut b = batcher();
+        let t = Instant::now();
+        written_and_closed(&mut b, (0..LIFT_MIN_ENTRIES - 1).map(|i| format!("few/f{i:03}")), t);
+        written_and_closed(&mut b, (0..100).map(|i| format!("top{i:03}")), t);
+        let subs = take_in(&mut b, t + 200 * MS, &[("few", LIFT_MIN_ENTRIES - 1), ("", 101)]);
+        assert_eq!(subs.len(), LIFT_MIN_ENTRIES - 1 + 100, "every path by name: {subs:?}");
+        assert!(!subs.iter().any(|s| s.is_empty()) && !subs.contains(&"few".to_string()));
+    }
+
+    #[test]
+    fn a_directory_with_a_file_still_being_written_is_scanned_by_name() {
+        let mut b = batcher();
+        let t = Instant::now();
+        written_and_closed(&mut b, (0..50).map(|i| format!("d/f{i:03}")), t);
+        written_and_closed(&mut b, (0..50).map(|i| format!("e/sub/f{i:03}")), t);
+        b.on_change(0, "d/open.bin", Change::Written, t);
+        b.on_change(0, "e/sub/deeper/open.bin", Change::Written, t + 150 * MS);
+        let subs = take_in(&mut b, t + 300 * MS, &[("d", 51), ("e/sub", 51)]);
+        assert_eq!(subs.len(), 100, "no walk over a half-written file: {subs:?}");
+        assert!(!subs.contains(&"d".to_string()) && !subs.contains(&"e/sub".to_string()));
+        assert!(!subs.contains(&"d/open.bin".to_string()), "still open: it waits for its close");
     }
 
     #[test]
