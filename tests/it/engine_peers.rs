@@ -29,13 +29,18 @@ impl Commits {
         Commits { since: 0, last_saved: None }
     }
 
+    async fn get(engine: &Engine, path_and_query: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}{path_and_query}", engine.gui_port());
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let answer = http.get(url).header("X-API-Key", engine.state().api_key.expose()).send().await.expect("REST call");
+        answer.error_for_status().expect("REST answer").json().await.expect("JSON")
+    }
+
     /// The commits since the previous call, counted once Syncthing has been quiet for a moment.
     async fn count(&mut self, engine: &Engine) -> usize {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let url = format!("http://127.0.0.1:{}/rest/events?since={}&timeout=0&events=ConfigSaved", engine.gui_port(), self.since);
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let answer = http.get(url).header("X-API-Key", engine.state().api_key.expose()).send().await.expect("events");
-        let events: Vec<serde_json::Value> = answer.error_for_status().expect("events answered").json().await.expect("events JSON");
+        let events = Self::get(engine, &format!("/rest/events?since={}&timeout=0&events=ConfigSaved", self.since)).await;
+        let events = events.as_array().expect("a list of events").clone();
         let mut commits = 0;
         for event in events {
             self.since = self.since.max(event["id"].as_u64().expect("event id"));
@@ -58,6 +63,14 @@ impl Commits {
         while self.count(engine).await > 0 {
             assert!(tokio::time::Instant::now() < deadline, "the configuration never settled");
         }
+        // The settled configuration, as a save would write it: the timer's save of the last
+        // change before this can still come, and must not count.
+        self.last_saved = Some(Self::get(engine, "/rest/config").await);
+    }
+
+    /// The configuration Syncthing has now is the one its last save wrote.
+    async fn assert_last_save_is_current(&self, engine: &Engine) {
+        assert_eq!(self.last_saved.as_ref(), Some(&Self::get(engine, "/rest/config").await), "a save writes what /rest/config reads");
     }
 }
 
@@ -79,6 +92,7 @@ fn a_batch_of_peers_is_one_commit_with_every_folder_shared() {
             let nine: Vec<NewPeer> = (2..=10).map(peer).collect();
             engine.add_peers(&nine).await.expect("add_peers");
             assert_eq!(commits.count(&engine).await, 1, "nine peers and every share in one configuration change");
+            commits.assert_last_save_is_current(&engine).await;
 
             let devices = rest.devices().await.unwrap();
             for p in &nine {
