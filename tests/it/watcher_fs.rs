@@ -321,9 +321,9 @@ async fn a_burst_across_many_directories_is_scanned_once_per_file_in_few_request
     let calls = h.settle(Duration::from_millis(600), Duration::from_secs(60)).await;
     // Each file named in at most one request (it was written once, completely, before its
     // close-write), or walked with its directory when a batch held most of that directory
-    // (`watcher::lift_crowded_dirs`). A directory is walked again only once it has at least
-    // doubled, so its 100 files see at most a few walks: never a directory walked again and
-    // again. Only if the kernel's event queue overflowed (16,384 events by default; a starved
+    // (`watcher::lift_crowded_dirs`). Each walk takes at least 32 of a directory's files off the
+    // pending list (and half of its entries), so its 100 files see at most 3 walks: never a
+    // directory walked again and again. Only if the kernel's event queue overflowed (16,384 events by default; a starved
     // reader on a loaded machine) may a whole-folder scan stand in for the paths whose events
     // were lost.
     let mut seen = std::collections::HashMap::new();
