@@ -16,7 +16,8 @@ run() {
   log=$(mktemp)
   "$@" >"$log" 2>&1 || rc=$?
   grep -E '^test |^test result' "$log" || true
-  ((rc == 0)) || { echo "-- failed ($rc); last lines:"; tail -n 40 "$log"; }
+  # The panic messages first: the last lines of a failed isolated test are mostly its backtrace.
+  ((rc == 0)) || { echo "-- failed ($rc); panics:"; grep -A 6 "panicked at" "$log" | grep -v "^ *at \|^ *[0-9]*: " | head -n 60 || true; echo "-- last lines:"; tail -n 40 "$log"; }
   rm -f "$log"
   return "$rc"
 }
