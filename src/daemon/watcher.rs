@@ -24,7 +24,7 @@
 //! within milliseconds still gets its fast scan. A late mark costs at most one redundant scan,
 //! which Syncthing treats as a no-op (size and mtime match its database): never a sync loop.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -634,7 +634,7 @@ fn uncovered(paths: Vec<String>) -> Vec<String> {
     if paths.iter().any(|p| p.is_empty()) {
         return Vec::new();
     }
-    let all: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let all: HashSet<&str> = paths.iter().map(String::as_str).collect();
     let has_ancestor = |path: &str| {
         let mut p = path;
         while let Some(up) = parent(p) {
@@ -671,14 +671,14 @@ fn lift_crowded_dirs(subs: Vec<String>, pending: &BTreeMap<String, Pending>, ent
     for dir in subs.iter().filter_map(|p| parent(p)) {
         *named.entry(dir).or_default() += 1;
     }
-    let held: std::collections::HashSet<&str> = if named.values().any(|&n| n >= LIFT_MIN_ENTRIES) {
-        pending.keys().flat_map(|p| std::iter::successors(Some(p.as_str()), |d| parent(d))).collect()
-    } else {
-        return subs;
+    // `dir` itself, or a path under it: in the sorted map those follow `dir/` directly.
+    let held = |dir: &str| {
+        let under = format!("{dir}/");
+        pending.contains_key(dir) || pending.range(under.clone()..).next().is_some_and(|(p, _)| p.starts_with(&under))
     };
-    let lifted: std::collections::HashSet<&str> = named
+    let lifted: HashSet<&str> = named
         .into_iter()
-        .filter(|&(dir, n)| n >= LIFT_MIN_ENTRIES && !held.contains(dir) && entries(dir).is_some_and(|total| 2 * n >= total))
+        .filter(|&(dir, n)| n >= LIFT_MIN_ENTRIES && !held(dir) && entries(dir).is_some_and(|total| 2 * n >= total))
         .map(|(dir, _)| dir)
         .collect();
     if lifted.is_empty() {
