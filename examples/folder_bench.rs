@@ -14,6 +14,9 @@
 //!   nothing needed, the peer complete) for BENCH_SETTLE_S (30) in a row. BENCH_SAMPLES (20): one-change samples.
 //! - BENCH_RAW_DELAY_S (10, Syncthing's default): the raw pair's fsWatcherDelayS.
 //! - BENCH_ONLY (raw,botsync): leave one subject out while iterating.
+//! - BENCH_FIRST (raw): which subject joins first (`botsync` swaps them). The later join's
+//!   database is the fresher one when the idle window opens; swapping tells its cost apart from
+//!   botsync's own.
 //! - The Syncthing binary is $SYNCTHING, else $BOTSYNC_SYNCTHING (botsync's roots use that too);
 //!   botsync's daemons are $BOTSYNC_DAEMON_BIN (folder.sh points it at the build).
 //!
@@ -485,8 +488,15 @@ fn main() {
         );
         let mut raw_join = JoinFigures::default();
         let mut ours_join = JoinFigures::default();
+        let botsync_first = std::env::var("BENCH_FIRST").is_ok_and(|v| v.trim() == "botsync");
+        let mut ours = None;
+        if want_ours && botsync_first {
+            ours = Some(BotsyncSetup::start(&work.path().join("botsync"), &master, &spec, &mut ours_join).await);
+        }
         let raw = if want_raw { Some(RawSetup::start(&work.path().join("raw"), &master, &spec, delay_s, &mut raw_join).await) } else { None };
-        let ours = if want_ours { Some(BotsyncSetup::start(&work.path().join("botsync"), &master, &spec, &mut ours_join).await) } else { None };
+        if want_ours && !botsync_first {
+            ours = Some(BotsyncSetup::start(&work.path().join("botsync"), &master, &spec, &mut ours_join).await);
+        }
         // The generated tree is not needed any more (A's copies are hard links).
         std::fs::remove_dir_all(&master).unwrap();
 
@@ -541,10 +551,48 @@ fn main() {
         let raw_pids = raw.as_ref().map(RawSetup::pids).unwrap_or_default();
         let (ours_st, ours_d) = ours.as_ref().map(|o| (o.syncthing_pids(), o.daemon_pids())).unwrap_or_default();
         let me = std::process::id();
+        // Each process on its own too, to say where a difference sits.
+        let mut processes: Vec<(String, u32)> = Vec::new();
+        if let Some(raw) = &raw {
+            processes.extend(raw.a.pid().map(|p| ("raw A".to_string(), p)));
+            processes.extend(raw.b.pid().map(|p| ("raw B".to_string(), p)));
+        }
+        if let Some(ours) = &ours {
+            for (side, node) in [("A", &ours.a), ("B", &ours.b)] {
+                let (monitor, worker) = node.pids();
+                processes.extend(monitor.map(|p| (format!("botsync {side} Syncthing monitor"), p)));
+                processes.extend(worker.map(|p| (format!("botsync {side} Syncthing"), p)));
+            }
+            processes.extend(["A", "B"].iter().zip(ours.daemon_pids()).map(|(side, p)| (format!("botsync {side} daemon"), p)));
+        }
+        // Syncthing's own view of its memory (Go heap in use, from the OS): a bigger live heap
+        // makes every periodic GC dearer.
+        let heap = |side: &str, status: &serde_json::Map<String, Value>| {
+            let mib = |key: &str| status.get(key).and_then(Value::as_f64).unwrap_or(0.0) / 1048576.0;
+            format!("{side} {:.0}/{:.0} MiB", mib("alloc"), mib("sys"))
+        };
+        let mut heaps = Vec::new();
+        if let Some(raw) = &raw {
+            for (side, node) in [("raw A", &raw.a), ("raw B", &raw.b)] {
+                if let Ok(Value::Object(status)) = node.get("/rest/system/status").await {
+                    heaps.push(heap(side, &status));
+                }
+            }
+        }
+        if let Some(ours) = &ours {
+            for (side, engine) in [("botsync A", &ours.a), ("botsync B", &ours.b)] {
+                if let Ok(status) = engine.rest().system_status().await {
+                    heaps.push(heap(side, &status.other));
+                }
+            }
+        }
+        println!("Syncthing heap in use / from the OS: {}", heaps.join(", "));
         println!("idle CPU over {idle_s} s (both setups at once)");
         let before = (ticks(&raw_pids), ticks(&ours_st), ticks(&ours_d), proc_cpu_ticks(me));
+        let each_before: Vec<u64> = processes.iter().map(|(_, p)| proc_cpu_ticks(*p)).collect();
         tokio::time::sleep(Duration::from_secs(idle_s)).await;
         let idle = (ticks(&raw_pids) - before.0, ticks(&ours_st) - before.1, ticks(&ours_d) - before.2, proc_cpu_ticks(me) - before.3);
+        let each_idle: Vec<String> = processes.iter().zip(&each_before).map(|((name, p), b)| format!("{name} {}", proc_cpu_ticks(*p) - b)).collect();
 
         // One change: 1 KiB files into the deepest directory, alternating subjects.
         let deep = spec.deep_dir();
@@ -683,7 +731,7 @@ fn main() {
                 diff as f64 * tm,
                 verdict(ok)
             );
-            println!("| (bench process itself over the window: {} ticks) | | | | |", idle.3);
+            println!("| (bench process itself over the window: {} ticks; each process: {}; {} joined first) | | | | |", idle.3, each_idle.join(", "), if botsync_first { "botsync" } else { "raw" });
         }
         let (rm, om) = (median(&raw_lat), median(&ours_lat));
         println!(
