@@ -283,10 +283,6 @@ impl RawSetup {
         RawSetup { a, b, dir_a, dir_b }
     }
 
-    fn pids(&self) -> Vec<u32> {
-        self.a.pid().into_iter().chain(self.b.pid()).collect()
-    }
-
     async fn is_idle(&self) -> bool {
         self.a.folder_idle(RAW_FOLDER, Some(&self.b)).await && self.b.folder_idle(RAW_FOLDER, Some(&self.a)).await
     }
@@ -392,12 +388,6 @@ impl BotsyncSetup {
             figures.b_disk.1
         );
         BotsyncSetup { a, b, guard: pair.guard, _relay: pair.relay }
-    }
-
-    fn syncthing_pids(&self) -> Vec<u32> {
-        let (ma, wa) = self.a.pids();
-        let (mb, wb) = self.b.pids();
-        [ma, wa, mb, wb].into_iter().flatten().collect()
     }
 
     fn daemon_pids(&self) -> Vec<u32> {
@@ -548,23 +538,27 @@ fn main() {
             assert!(settle_started.elapsed() < Duration::from_secs(900), "the setups never stayed idle for {settle_s} s");
         }
         println!("settled after {:.0} s", settle_started.elapsed().as_secs_f64());
-        let raw_pids = raw.as_ref().map(RawSetup::pids).unwrap_or_default();
-        let (ours_st, ours_d) = ours.as_ref().map(|o| (o.syncthing_pids(), o.daemon_pids())).unwrap_or_default();
-        let me = std::process::id();
-        // Each process on its own too, to say where a difference sits.
-        let mut processes: Vec<(String, u32)> = Vec::new();
+        // Every process of both setups, by name and by the share of the figure it counts for.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Share {
+            Raw,
+            OursSyncthing,
+            OursDaemon,
+        }
+        let mut processes: Vec<(Share, String, u32)> = Vec::new();
         if let Some(raw) = &raw {
-            processes.extend(raw.a.pid().map(|p| ("raw A".to_string(), p)));
-            processes.extend(raw.b.pid().map(|p| ("raw B".to_string(), p)));
+            processes.extend(raw.a.pid().map(|p| (Share::Raw, "raw A".to_string(), p)));
+            processes.extend(raw.b.pid().map(|p| (Share::Raw, "raw B".to_string(), p)));
         }
         if let Some(ours) = &ours {
             for (side, node) in [("A", &ours.a), ("B", &ours.b)] {
                 let (monitor, worker) = node.pids();
-                processes.extend(monitor.map(|p| (format!("botsync {side} Syncthing monitor"), p)));
-                processes.extend(worker.map(|p| (format!("botsync {side} Syncthing"), p)));
+                processes.extend(monitor.map(|p| (Share::OursSyncthing, format!("botsync {side} Syncthing monitor"), p)));
+                processes.extend(worker.map(|p| (Share::OursSyncthing, format!("botsync {side} Syncthing"), p)));
             }
-            processes.extend(["A", "B"].iter().zip(ours.daemon_pids()).map(|(side, p)| (format!("botsync {side} daemon"), p)));
+            processes.extend(["A", "B"].iter().zip(ours.daemon_pids()).map(|(side, p)| (Share::OursDaemon, format!("botsync {side} daemon"), p)));
         }
+        let me = std::process::id();
         // Syncthing's own view of its memory (Go heap in use, from the OS): a bigger live heap
         // makes every periodic GC dearer.
         let heap = |side: &str, status: &serde_json::Map<String, Value>| {
@@ -588,11 +582,13 @@ fn main() {
         }
         println!("Syncthing heap in use / from the OS: {}", heaps.join(", "));
         println!("idle CPU over {idle_s} s (both setups at once)");
-        let before = (ticks(&raw_pids), ticks(&ours_st), ticks(&ours_d), proc_cpu_ticks(me));
-        let each_before: Vec<u64> = processes.iter().map(|(_, p)| proc_cpu_ticks(*p)).collect();
+        let before: Vec<u64> = processes.iter().map(|(_, _, p)| proc_cpu_ticks(*p)).collect();
+        let me_before = proc_cpu_ticks(me);
         tokio::time::sleep(Duration::from_secs(idle_s)).await;
-        let idle = (ticks(&raw_pids) - before.0, ticks(&ours_st) - before.1, ticks(&ours_d) - before.2, proc_cpu_ticks(me) - before.3);
-        let each_idle: Vec<String> = processes.iter().zip(&each_before).map(|((name, p), b)| format!("{name} {}", proc_cpu_ticks(*p) - b)).collect();
+        let used: Vec<u64> = processes.iter().zip(&before).map(|((_, _, p), b)| proc_cpu_ticks(*p) - b).collect();
+        let share = |which: Share| processes.iter().zip(&used).filter(|((s, _, _), _)| *s == which).map(|(_, u)| u).sum::<u64>();
+        let idle = (share(Share::Raw), share(Share::OursSyncthing), share(Share::OursDaemon), proc_cpu_ticks(me) - me_before);
+        let each_idle: Vec<String> = processes.iter().zip(&used).map(|((_, name, _), u)| format!("{name} {u}")).collect();
 
         // One change: 1 KiB files into the deepest directory, alternating subjects.
         let deep = spec.deep_dir();
