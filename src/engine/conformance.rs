@@ -168,7 +168,6 @@ pub const EVENT_TYPES: &[Row] = &[
     same("ItemFinished", EVENTS, "return \"ItemFinished\""),
     same("DeviceConnected", EVENTS, "return \"DeviceConnected\""),
     same("DeviceDisconnected", EVENTS, "return \"DeviceDisconnected\""),
-    same("FolderCompletion", EVENTS, "return \"FolderCompletion\""),
     same("LocalIndexUpdated", EVENTS, "return \"LocalIndexUpdated\""),
     same("RemoteIndexUpdated", EVENTS, "return \"RemoteIndexUpdated\""),
     same("RemoteChangeDetected", EVENTS, "return \"RemoteChangeDetected\""),

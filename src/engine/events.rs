@@ -26,18 +26,34 @@ use super::rest::{RestClient, RestError, SystemStatus};
 
 /// The event types botsync asks for. `RemoteChangeDetected` and `LocalChangeDetected` are not in
 /// Syncthing's default mask: they only arrive when named explicitly.
+///
+/// Never `FolderSummary` or `FolderCompletion` (`SUMMARY_TYPES`). On 1.19 an event request whose
+/// mask holds either wakes Syncthing's folder summary service for a minute
+/// (`lib/api/api.go` getEvents -> `OnEventRequest`; `lib/model/folder_summary.go`). Then, every
+/// 2 s while anything changes, it counts each changed folder and computes its completion for every
+/// connected device, a walk over the folder's need list. That is up to a third of its time by its
+/// own limit, in a 100,000-file folder all through an initial sync. On 1.29 and 2.x the service
+/// runs whether anyone listens or not.
 pub const BOTSYNC_EVENT_TYPES: &[&str] = &[
     "ItemStarted",
     "ItemFinished",
     "DeviceConnected",
     "DeviceDisconnected",
-    "FolderCompletion",
     "LocalIndexUpdated",
     "RemoteIndexUpdated",
     "RemoteChangeDetected",
     "LocalChangeDetected",
     "PendingDevicesChanged",
 ];
+
+/// Event types whose request turns on Syncthing 1.19's folder summaries (see `BOTSYNC_EVENT_TYPES`).
+pub const SUMMARY_TYPES: &[&str] = &["FolderSummary", "FolderCompletion"];
+
+/// Whether an events request for `types` (comma-separated) turns those summaries on: it names one,
+/// or names nothing, which asks for Syncthing's default mask (summaries included).
+pub fn wakes_folder_summaries(types: &str) -> bool {
+    types.trim().is_empty() || types.split(',').any(|t| SUMMARY_TYPES.contains(&t.trim()))
+}
 
 /// Which Syncthing process a position belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +104,6 @@ pub enum EventData {
     ItemFinished(ItemEvent),
     DeviceConnected(DeviceConnected),
     DeviceDisconnected(DeviceDisconnected),
-    FolderCompletion(FolderCompletion),
     LocalIndexUpdated(IndexUpdated),
     RemoteIndexUpdated(IndexUpdated),
     RemoteChangeDetected(ChangeDetected),
@@ -135,20 +150,6 @@ pub struct DeviceDisconnected {
     pub id: String,
     #[serde(default)]
     pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FolderCompletion {
-    pub device: String,
-    pub folder: String,
-    pub completion: f64,
-    #[serde(default)]
-    pub need_bytes: u64,
-    #[serde(default)]
-    pub need_items: u64,
-    #[serde(default)]
-    pub global_bytes: u64,
 }
 
 /// `LocalIndexUpdated` (with `filenames`) and `RemoteIndexUpdated` (with `device`).
@@ -225,7 +226,6 @@ impl From<RawEvent> for SyncthingEvent {
             "ItemFinished" => typed(data).map(EventData::ItemFinished),
             "DeviceConnected" => typed(data).map(EventData::DeviceConnected),
             "DeviceDisconnected" => typed(data).map(EventData::DeviceDisconnected),
-            "FolderCompletion" => typed(data).map(EventData::FolderCompletion),
             "LocalIndexUpdated" => typed(data).map(EventData::LocalIndexUpdated),
             "RemoteIndexUpdated" => typed(data).map(EventData::RemoteIndexUpdated),
             "RemoteChangeDetected" => typed(data).map(EventData::RemoteChangeDetected),
@@ -412,6 +412,15 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_request_of_botsync_wakes_syncthings_folder_summaries() {
+        assert!(!wakes_folder_summaries(&BOTSYNC_EVENT_TYPES.join(",")));
+        assert!(!wakes_folder_summaries("ItemStarted,ItemFinished"));
+        assert!(wakes_folder_summaries("ItemFinished, FolderCompletion"));
+        assert!(wakes_folder_summaries("FolderSummary"));
+        assert!(wakes_folder_summaries(""), "no types is Syncthing's default mask, summaries included");
+    }
 
     #[test]
     fn unknown_types_and_odd_data_are_tolerated() {

@@ -80,7 +80,9 @@ impl RestClient {
         let http = reqwest::Client::builder()
             .no_proxy() // loopback only; a proxy from the environment must never see the key
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Syncthing's API server closes a keep-alive connection after 15 s idle (its
+            // ReadTimeout, lib/api/api.go): drop ours first rather than race its close.
+            .pool_idle_timeout(Duration::from_secs(10))
             .build()
             .expect("a plain HTTP client always builds");
         RestClient { base: format!("http://127.0.0.1:{gui_port}"), api_key, http, timeout: DEFAULT_TIMEOUT }
@@ -165,8 +167,10 @@ impl RestClient {
     /// `GET /rest/events`: the events after `since` of the given types (comma-separated Syncthing
     /// names), held open up to `hold` when there are none (`hold` zero answers at once); only the
     /// newest `limit` when given. Entries that are not events are skipped, never fatal. Use
-    /// `EventStream` to follow events across Syncthing restarts.
+    /// `EventStream` to follow events across Syncthing restarts. `types` must not wake Syncthing's
+    /// folder summaries (`events::wakes_folder_summaries`).
     pub async fn events(&self, since: u64, types: &str, hold: Duration, limit: Option<u32>) -> Result<Vec<SyncthingEvent>, RestError> {
+        debug_assert!(!super::events::wakes_folder_summaries(types), "{types:?} would turn on Syncthing 1.19's folder summaries");
         let (since, hold_s, limit) = (since.to_string(), hold.as_secs().to_string(), limit.map(|l| l.to_string()));
         let mut query = vec![("since", since.as_str()), ("timeout", hold_s.as_str()), ("events", types)];
         if let Some(limit) = limit.as_deref() {
