@@ -243,9 +243,29 @@ impl RawSetup {
         let dir_b = work.join("data-B").join(RAW_FOLDER);
         std::fs::create_dir_all(dir_a.parent().unwrap()).unwrap();
         link_copy(master, &dir_a);
+        // BENCH_X=raw-ignores / raw-versioning (experiments, not figures): the raw pair with
+        // botsync's default ignore patterns / trash-can versioning, to price each on its own.
+        let experiment = |name: &str| std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == name));
+        if experiment("raw-ignores") {
+            for dir in [&dir_a, &dir_b] {
+                std::fs::create_dir_all(dir).unwrap();
+                std::fs::write(dir.join(".stignore"), botsync::engine::ignores::DEFAULTS).unwrap();
+            }
+            println!("EXPERIMENT: raw folders with botsync's ignore patterns");
+        }
+        let versioning = experiment("raw-versioning").then(|| botsync::engine::versioning::trashcan(botsync::engine::versioning::DEFAULT_KEEP_DAYS));
+        if versioning.is_some() {
+            println!("EXPERIMENT: raw folders with botsync's trash-can versioning");
+        }
         let watcher = FsWatcher::DelayS(delay_s);
         let t = Instant::now();
         a.add_folder(RAW_FOLDER, &dir_a, &[], watcher).await;
+        async fn set_versioning(node: &SyncthingNode, versioning: Option<&Value>) {
+            if let Some(v) = versioning {
+                node.api(reqwest::Method::PATCH, &format!("/rest/config/folders/{RAW_FOLDER}"), Some(serde_json::json!({ "versioning": v }))).await.unwrap();
+            }
+        }
+        set_versioning(&a, versioning.as_ref()).await;
         let want = spec.files as u64;
         poll_until(Duration::from_secs(1800), Duration::from_millis(200), "raw A scanned", || async {
             a.get(&format!("/rest/db/status?folder={RAW_FOLDER}")).await.is_ok_and(|s| s["state"] == "idle" && local_files(&s) == want)
@@ -260,16 +280,18 @@ impl RawSetup {
         // folder is shared is dropped by Syncthing ("no such folder") and redialled only after
         // reconnectionIntervalS (60 s), which would measure the setup's race, not the sync.
         let t0 = Instant::now();
-        async fn introduce(me: &SyncthingNode, peer: &SyncthingNode, dir: &Path, watcher: FsWatcher) {
+        async fn introduce(me: &SyncthingNode, peer: &SyncthingNode, dir: &Path, watcher: FsWatcher, versioning: Option<&Value>) {
             let device = serde_json::json!({
                 "deviceID": peer.device_id, "name": peer.name, "paused": true,
                 "addresses": [format!("tcp://127.0.0.1:{}", peer.listen_port)], "autoAcceptFolders": false,
             });
             me.api(reqwest::Method::PUT, &format!("/rest/config/devices/{}", peer.device_id), Some(device)).await.unwrap();
             me.add_folder(RAW_FOLDER, dir, &[peer], watcher).await;
+            // add_folder PUTs the whole folder (versioning none): set it again before resuming.
+            set_versioning(me, versioning).await;
             me.api(reqwest::Method::PATCH, &format!("/rest/config/devices/{}", peer.device_id), Some(serde_json::json!({"paused": false}))).await.unwrap();
         }
-        tokio::join!(introduce(&a, &b, &dir_a, watcher), introduce(&b, &a, &dir_b, watcher));
+        tokio::join!(introduce(&a, &b, &dir_a, watcher, versioning.as_ref()), introduce(&b, &a, &dir_b, watcher, versioning.as_ref()));
         poll_until(Duration::from_secs(3600), Duration::from_millis(100), "raw B has every file", || async {
             b.get(&format!("/rest/db/status?folder={RAW_FOLDER}"))
                 .await
