@@ -10,8 +10,12 @@
 //!   log-uniformly from [MIN, MAX] KiB (ln(size) uniform: as many files of 1-8 KiB as of 8-64 KiB;
 //!   mean ~15 KiB, ~1.5 GB for 100,000 files) and random content. Everything comes from one
 //!   seeded RNG (ChaCha12), so both subjects and every run get the same tree.
-//! - BENCH_IDLE_S (60): the idle CPU window (longer ones also print each minute), once both setups have stayed idle (folder state,
-//!   nothing needed, the peer complete) for BENCH_SETTLE_S (30) in a row. BENCH_SAMPLES (20): one-change samples.
+//! - BENCH_IDLE_S (60): the idle CPU window (a longer one also prints each minute), once both
+//!   setups have stayed idle (folder state, nothing needed, the peer complete) for BENCH_SETTLE_S
+//!   (30) in a row. BENCH_SAMPLES (20): one-change samples.
+//! - BENCH_X (experiments, not figures; comma-separated): `raw-ignores` / `raw-versioning` give the
+//!   raw pair botsync's ignore patterns / trash-can versioning, `stop-daemon-b` stops B's daemon
+//!   as `join` returns, `stop-daemons-idle` stops both daemons before the idle window.
 //! - BENCH_RAW_DELAY_S (10, Syncthing's default): the raw pair's fsWatcherDelayS.
 //! - BENCH_ONLY (raw,botsync): leave one subject out while iterating.
 //! - BENCH_FIRST (raw): which subject joins first (`botsync` swaps them). The later join's
