@@ -854,6 +854,8 @@ impl WakePacer {
     }
 }
 
+const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
+
 /// Watches folders and turns their changes into scans. Build it with [`FastScanWatcher::start`]
 /// (blocking: it installs the recursive watches), then drive it with [`FastScanWatcher::run`].
 pub struct FastScanWatcher {
@@ -867,6 +869,10 @@ pub struct FastScanWatcher {
     degraded: Vec<bool>,
     /// How many degraded folders were reported so far (a report per new one, never per event).
     reported: usize,
+    /// Kernel event queue overflows so far, and when the last was reported (at most one line a
+    /// minute: a big tree moved in can overflow it again and again).
+    overflows: u64,
+    overflow_reported: Option<Instant>,
     on_limit: Option<Box<dyn Fn(&WatchLimit) + Send>>,
     // Dropping the backend stops the OS watches; kept last so it outlives nothing it feeds.
     _backend: RecommendedWatcher,
@@ -929,6 +935,8 @@ impl FastScanWatcher {
             suppression,
             degraded,
             reported: 0,
+            overflows: 0,
+            overflow_reported: None,
             on_limit: None,
             _backend: backend,
         })
@@ -1099,6 +1107,16 @@ impl FastScanWatcher {
             }
         };
         if event.need_rescan() {
+            // notify sets Rescan only on IN_Q_OVERFLOW: the kernel dropped events. Said in the
+            // log, since it costs a walk of every folder.
+            self.overflows += 1;
+            if self.overflow_reported.is_none_or(|at| now.duration_since(at) >= OVERFLOW_REPORT_EVERY) {
+                eprintln!(
+                    "botsync watcher: the kernel's inotify queue overflowed ({} time(s) so far; fs.inotify.max_queued_events): scanning every folder whole",
+                    self.overflows
+                );
+                self.overflow_reported = Some(now);
+            }
             self.batcher.rescan_all(now);
             return;
         }
