@@ -61,6 +61,11 @@ fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Whether BENCH_X (comma-separated) names this experiment.
+fn experiment(name: &str) -> bool {
+    std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == name))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -249,7 +254,6 @@ impl RawSetup {
         link_copy(master, &dir_a);
         // BENCH_X=raw-ignores / raw-versioning (experiments, not figures): the raw pair with
         // botsync's default ignore patterns / trash-can versioning, to price each on its own.
-        let experiment = |name: &str| std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == name));
         if experiment("raw-ignores") {
             for dir in [&dir_a, &dir_b] {
                 std::fs::create_dir_all(dir).unwrap();
@@ -368,7 +372,7 @@ impl BotsyncSetup {
         let b_daemon: Vec<u32> = botsync::daemon::process::running_pid(&pair.guard.0[1]).into_iter().collect();
         let rest_b = b.rest();
         // BENCH_X=stop-daemon-b (experiment, not a figure): B's daemon is stopped as join returns.
-        if std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == "stop-daemon-b")) {
+        if experiment("stop-daemon-b") {
             for pid in &b_daemon {
                 // SAFETY: kill(2) on B's daemon, started by this benchmark's join.
                 unsafe {
@@ -546,7 +550,7 @@ fn main() {
         // idle for the whole settle time, so it never starts inside the later setup's rescan.
         // BENCH_X=stop-daemons-idle (experiment, not a figure): both daemons stop before the
         // settle, so the idle window shows botsync's Syncthings on their own.
-        if std::env::var("BENCH_X").is_ok_and(|x| x.split(',').any(|x| x == "stop-daemons-idle")) {
+        if experiment("stop-daemons-idle") {
             for pid in ours.iter().flat_map(BotsyncSetup::daemon_pids) {
                 // SAFETY: kill(2) on a daemon this benchmark's init or join started.
                 unsafe {
