@@ -226,8 +226,12 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
                     peers.push(NewPeer { device_id: member.device_id, name: member.name.clone(), addresses: member.addresses.clone() });
                 }
             }
-            engine.add_peers(&peers).await?;
+            // The host is recorded before it is configured: Syncthing dials it the moment it is,
+            // and the index it sends then must already hold the ledger that names the host (the
+            // host would otherwise pull a version rewritten under it, and fail; see
+            // `membership::record_host`). The exchange has authenticated the host either way.
             crate::membership::record_host(engine, &host.device_id, &host.name, &host.addresses)?;
+            engine.add_peers(&peers).await?;
             let peer = PairedPeer { device_id: host.device_id.to_string(), name: host.name };
             Ok((peer, "relay", host.members.len() as u32, false))
         }
@@ -238,8 +242,8 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
             crate::membership::refuse_removed(engine, &payload.device_id)?;
             let tag = original::device_name_tag(&code, &my_id);
             announce_name(engine, &tagged_name(engine.device_name(), &tag)).await?;
-            engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
             crate::membership::record_host(engine, &payload.device_id, UNNAMED_HOST, &[])?;
+            engine.add_peer(&payload.device_id, UNNAMED_HOST, &[]).await?;
             Ok((PairedPeer { device_id: payload.device_id.to_string(), name: UNNAMED_HOST.into() }, "original", 0, true))
         }
         (JoinCode::Offline(offline), _) => {
@@ -248,8 +252,8 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
             }
             crate::membership::refuse_removed(engine, &offline.device_id)?;
             announce_name(engine, &tagged_name(engine.device_name(), &offline.device_name_tag(&my_id))).await?;
-            engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
             crate::membership::record_host(engine, &offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses())?;
+            engine.add_peer(&offline.device_id, UNNAMED_HOST, &offline.syncthing_addresses()).await?;
             Ok((PairedPeer { device_id: offline.device_id.to_string(), name: UNNAMED_HOST.into() }, "offline", 0, true))
         }
         (JoinCode::Words(_) | JoinCode::Original(_), _) => {

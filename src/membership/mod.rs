@@ -97,19 +97,21 @@ impl Store {
     }
 
     /// Saves the ledger privately and publishes it (unless the published copy says the same).
-    fn save(&self, ledger: &Ledger) -> Result<(), MembershipError> {
+    /// Returns whether the published copy was rewritten.
+    fn save(&self, ledger: &Ledger) -> Result<bool, MembershipError> {
         state_file::write_json(&self.private_file(), ledger)?;
         self.publish(ledger)
     }
 
-    fn publish(&self, ledger: &Ledger) -> Result<(), MembershipError> {
+    fn publish(&self, ledger: &Ledger) -> Result<bool, MembershipError> {
         let dir = folder_dir(&self.root);
         ensure_folder_dir(&dir)?;
         let published: Option<Ledger> = state_file::read_json(&self.published_file()).ok().flatten();
-        if published.as_ref() != Some(ledger) {
+        let stale = published.as_ref() != Some(ledger);
+        if stale {
             state_file::write_json(&self.published_file(), ledger)?;
         }
-        Ok(())
+        Ok(stale)
     }
 
     fn private_file(&self) -> PathBuf {
@@ -130,17 +132,13 @@ impl Store {
     }
 
     /// Applies `change` to this machine's ledger under the lock; saves if it changed anything.
-    fn update(&self, change: impl FnOnce(&mut Ledger, &[Ledger]) -> bool) -> Result<(Ledger, Vec<Ledger>, bool), MembershipError> {
+    fn update(&self, change: impl FnOnce(&mut Ledger, &[Ledger]) -> bool) -> Result<Updated, MembershipError> {
         let _lock = self.lock()?;
         let mut own = self.own()?;
         let others = self.others();
         let changed = change(&mut own, &others);
-        if changed || !self.private_file().exists() {
-            self.save(&own)?;
-        } else {
-            self.publish(&own)?;
-        }
-        Ok((own, others, changed))
+        let republished = if changed || !self.private_file().exists() { self.save(&own)? } else { self.publish(&own)? };
+        Ok(Updated { own, others, republished })
     }
 
     fn view(&self) -> Result<View, MembershipError> {
@@ -150,6 +148,25 @@ impl Store {
 
 struct LedgerLock {
     _file: crate::platform::lock::LockFile,
+}
+
+/// What `Store::update` did.
+struct Updated {
+    own: Ledger,
+    others: Vec<Ledger>,
+    /// The published copy in the members folder was rewritten (see `announce`).
+    republished: bool,
+}
+
+/// Has Syncthing index this machine's rewritten ledger at once instead of when its own watcher
+/// gets to it (`fsWatcherDelayS`, 10 s). A peer that was sent the old version meanwhile asks
+/// for blocks that no longer match: Syncthing answers "no such file" and the peer's folder
+/// retries a minute later. That happened at every pairing: the host records its guest right
+/// after the configuration change that shares the folder with it, whose scan saw the old ledger.
+/// A failed scan is left to the watcher.
+async fn announce(engine: &Engine) {
+    let own_file = format!("{}.json", engine.device_id());
+    let _ = engine.rest().scan(FOLDER_ID, &[own_file]).await;
 }
 
 /// `<root>/.botsync/members`, the members folder.
@@ -175,13 +192,14 @@ pub fn refuse_removed(engine: &Engine, device: &DeviceId) -> Result<(), Membersh
     }
 }
 
-/// Pairing hook, host side: `guest` paired with this machine through one of its codes.
-pub fn record_guest(engine: &Engine, guest: &DeviceId, name: &str, addresses: &[String]) -> Result<(), MembershipError> {
+/// Pairing hook, host side: `guest` paired with this machine through one of its codes. Call it
+/// before answering the guest: the ledger is indexed by the time the guest connects.
+pub async fn record_guest(engine: &Engine, guest: &DeviceId, name: &str, addresses: &[String]) -> Result<(), MembershipError> {
     let me = engine.device_id();
     let at_ms = clock::now_ms();
     let own_name = engine.device_name().to_string();
     let own_addresses = engine.direct_addresses();
-    Store::of(engine).update(|own, others| {
+    let updated = Store::of(engine).update(|own, others| {
         let mut changed = false;
         if !own.knows(&me) && !others.iter().any(|l| l.knows(&me)) {
             // The first pairing of the mesh's first machine.
@@ -189,10 +207,16 @@ pub fn record_guest(engine: &Engine, guest: &DeviceId, name: &str, addresses: &[
         }
         changed | own.add(Added { device: *guest, name: name.to_string(), addresses: addresses.to_vec(), by: Some(me), at_ms })
     })?;
+    if updated.republished {
+        announce(engine).await;
+    }
     Ok(())
 }
 
-/// Pairing hook, joiner side: this machine paired with `host`, which added it to the mesh.
+/// Pairing hook, joiner side: this machine paired with `host`, which added it to the mesh. Call
+/// it before configuring the host: the folder restart that configuration causes indexes the
+/// ledger before Syncthing first connects (`announce` here could start the daemon's reconcile
+/// in a race with that change).
 pub fn record_host(engine: &Engine, host: &DeviceId, name: &str, addresses: &[String]) -> Result<(), MembershipError> {
     let me = engine.device_id();
     let at_ms = clock::now_ms();
@@ -255,7 +279,9 @@ pub async fn allow(engine: &Engine, device: &DeviceId) -> Result<u64, Membership
 async fn record_verdict(engine: &Engine, device: &DeviceId, record: fn(&mut Ledger, Verdict) -> bool) -> Result<u64, MembershipError> {
     let at_ms = clock::now_ms();
     let me = engine.device_id();
-    Store::of(engine).update(|own, _| record(own, Verdict { device: *device, by: me, at_ms }))?;
+    if Store::of(engine).update(|own, _| record(own, Verdict { device: *device, by: me, at_ms }))?.republished {
+        announce(engine).await;
+    }
     reconcile(engine).await?;
     Ok(at_ms)
 }

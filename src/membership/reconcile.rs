@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::ledger::{self, Added};
-use super::{MembershipError, Store, FOLDER_ID};
+use super::{announce, MembershipError, Store, FOLDER_ID};
 use crate::clock;
 use crate::device_id::DeviceId;
 use crate::engine::peers::NewPeer;
@@ -29,7 +29,7 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
     let store = Store::of(engine);
     let configured: Vec<_> = rest.devices().await?.into_iter().filter(|d| d.device_id != me).collect();
     let now = clock::now_ms();
-    let (own, others, changed) = store.update(|own, others| {
+    let updated = store.update(|own, others| {
         let seen = ledger::view(own, others);
         let trusted = others.iter().filter(|l| l.writer.is_some_and(|w| !seen.is_removed(&w)));
         let mut changed = own.absorb(trusted);
@@ -48,11 +48,10 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
         }
         changed
     })?;
-    let view = ledger::view(&own, &others);
+    let view = ledger::view(&updated.own, &updated.others);
     engine.ensure_members_folder().await?;
-    if changed {
-        // Syncthing's watcher would find the new ledger within a second or so; the others need it now.
-        let _ = rest.scan::<&str>(FOLDER_ID, &[]).await;
+    if updated.republished {
+        announce(engine).await;
     }
 
     let mut outcome = Reconciled::default();
