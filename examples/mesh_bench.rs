@@ -24,7 +24,8 @@
 //!    second round.
 //!
 //! Env: MESH_N (10), MESH_SAMPLES (20), MESH_AFTER_SAMPLES (N-1), MESH_TAG (namespace tag,
-//! default the PID), BOTSYNC_SYNCTHING (the Syncthing), BOTSYNC_DAEMON_BIN (the daemon).
+//! default the PID), BOTSYNC_SYNCTHING (the Syncthing), BOTSYNC_DAEMON_BIN (the daemon),
+//! MESH_KEEP (set: the machines' roots, logs included, are left in place).
 //! Targets are printed as `met` / `MISSED`, never asserted.
 
 use std::collections::BTreeSet;
@@ -600,7 +601,12 @@ fn main() {
     let version = syncthing_version();
     println!("==== mesh benchmark: {n} machines, Syncthing {version}, load {} ====", loadavg());
 
-    let work = tempfile::Builder::new().prefix("botsync-mesh-").tempdir().unwrap();
+    let mut work = tempfile::Builder::new().prefix("botsync-mesh-").tempdir().unwrap();
+    if std::env::var_os("MESH_KEEP").is_some() {
+        // Diagnostics: every root (its syncthing.log and daemon.log in .botsync/) stays after the run.
+        work.disable_cleanup(true);
+        println!("roots kept in {}", work.path().display());
+    }
     let namespaces = Namespaces::create(&tag, n);
     // This thread (and every thread started from now on: the relay's) lives in the hub.
     enter_netns(&namespaces.hub);

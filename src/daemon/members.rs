@@ -1,6 +1,7 @@
 //! Keeps this root's Syncthing in line with the member list (`membership::reconcile`): at start,
 //! whenever a ledger arrives in the members folder, the configuration changes (a pairing added a
-//! device) or a device knocks, and every `SAFETY_NET` in case an event was missed. Waiting on
+//! device), a device knocks or connects (a member configured with no address gets its address
+//! then), and every `SAFETY_NET` in case an event was missed. Waiting on
 //! Syncthing's event long-poll keeps it idle when nothing changes.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use crate::membership;
 /// Events that can change what the member list asks of Syncthing. A ledger that arrives is a
 /// `LocalIndexUpdated` of the members folder (one per database commit of the puller, where
 /// `ItemFinished` would wake this loop for every file pulled into any folder).
-const EVENTS: &str = "LocalIndexUpdated,ConfigSaved,PendingDevicesChanged";
+const EVENTS: &str = "LocalIndexUpdated,ConfigSaved,PendingDevicesChanged,DeviceConnected";
 const LONG_POLL: Duration = Duration::from_secs(60);
 const SAFETY_NET: Duration = Duration::from_secs(30);
 /// After a failed pass (Syncthing restarting): try again soon, not in a tight loop.

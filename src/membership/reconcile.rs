@@ -10,6 +10,7 @@ use super::{announce, MembershipError, Store, FOLDER_ID};
 use crate::clock;
 use crate::device_id::DeviceId;
 use crate::engine::peers::NewPeer;
+use crate::engine::rest::DeviceConfig;
 use crate::engine::Engine;
 use crate::root::SharedFolder;
 
@@ -87,6 +88,21 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
     // All in one configuration change (`engine::peers`).
     engine.add_peers(&missing).await?;
     outcome.added.extend(missing.iter().map(|p| p.device_id));
+    // Members configured with no address to dial (a joiner leaves the dialling to the members
+    // it was told of, see `commands::join`) get the addresses their own record gives, once they
+    // are connected: from then on either side can dial the other after a restart.
+    let unreachable: Vec<&DeviceConfig> = configured.iter().filter(|d| d.addresses.iter().all(|a| a == "dynamic")).collect();
+    if !unreachable.is_empty() {
+        let connections = rest.connections().await?;
+        for device in unreachable {
+            let key = device.device_id.to_string();
+            let connected = connections.connections.get(&key).is_some_and(|c| c.connected);
+            let recorded = view.members.get(&device.device_id).map(|m| m.addresses.as_slice()).unwrap_or_default();
+            if connected && !recorded.is_empty() {
+                engine.set_peer_addresses(&device.device_id, recorded).await?;
+            }
+        }
+    }
     for device in configured.iter().filter(|d| view.members.contains_key(&d.device_id)) {
         if device.other.get("introducer").and_then(|v| v.as_bool()) == Some(true) {
             rest.patch_json(&format!("/rest/config/devices/{}", device.device_id), &serde_json::json!({ "introducer": false })).await?;
