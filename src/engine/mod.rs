@@ -560,7 +560,9 @@ impl Engine {
         if !has_members_folder {
             create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
         }
-        if peers::pause_existing(&mut config, &self.state.device_id, &peers) {
+        let connected: std::collections::HashSet<String> =
+            rest.connections().await?.connections.into_iter().filter(|(_, c)| c.connected).map(|(id, _)| id).collect();
+        if peers::pause_existing(&mut config, &self.state.device_id, &peers, &connected) {
             // Only when pairing again with a machine it still has: a second commit, so that
             // Syncthing dials it at once when it is resumed below.
             rest.put_json("/rest/config", &config).await?;

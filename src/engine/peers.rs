@@ -15,6 +15,8 @@
 //! posted fields (`ReadJSON` in lib/config/config.go: `cfg.Devices[i] = cfg.Defaults.Device.Copy()`),
 //! so a new device here carries only the fields botsync decides, as `PUT /rest/config/devices/{id}` did.
 
+use std::collections::HashSet;
+
 use serde_json::{json, Value};
 
 use crate::device_id::DeviceId;
@@ -94,17 +96,20 @@ pub fn apply(config: &mut Value, me: &DeviceId, peers: &[NewPeer], folder_ids: &
     Ok(changed)
 }
 
-/// Pauses every one of `peers` that is already configured and not paused; returns whether any
-/// was. Syncthing dials a device at once only when it is new or was paused
+/// Pauses every one of `peers` that is already configured, not paused and not `connected`;
+/// returns whether any was. Syncthing dials a device at once only when it is new or was paused
 /// (`checkAndSignalConnectLoopOnUpdatedDevices` in lib/connections/service.go); a device it
 /// already had, and has failed to reach (a machine pairing again after a removal), would wait for
-/// its next redial. `Engine::add_peers` writes this first, so that `apply` resumes it.
-pub fn pause_existing(config: &mut Value, me: &DeviceId, peers: &[NewPeer]) -> bool {
+/// its next redial. `Engine::add_peers` writes this first, so that `apply` resumes it. A
+/// connected device needs no redial, and pausing it would drop the connection: the daemon's
+/// member list can configure a joiner's host a moment before `join` itself does.
+pub fn pause_existing(config: &mut Value, me: &DeviceId, peers: &[NewPeer], connected: &HashSet<String>) -> bool {
     let Some(devices) = config.get_mut("devices").and_then(Value::as_array_mut) else { return false };
     let mut paused = false;
     for device in devices.iter_mut() {
         let Some(id) = device["deviceID"].as_str() else { continue };
-        if id != me.to_string() && peers.iter().any(|p| p.device_id.to_string() == id) && device["paused"] != json!(true) {
+        let pairing_again = id != me.to_string() && peers.iter().any(|p| p.device_id.to_string() == id) && !connected.contains(id);
+        if pairing_again && device["paused"] != json!(true) {
             device["paused"] = json!(true);
             paused = true;
         }
@@ -208,12 +213,15 @@ mod tests {
         let me = id(1);
         let mut c = config(&me);
         c["devices"].as_array_mut().unwrap().push(json!({ "deviceID": id(2).to_string(), "name": "b", "paused": false }));
-        assert!(pause_existing(&mut c, &me, &[peer(2, "b"), peer(3, "c")]), "b is configured: paused");
+        let none = HashSet::new();
+        let b_connected: HashSet<String> = [id(2).to_string()].into();
+        assert!(!pause_existing(&mut c.clone(), &me, &[peer(2, "b")], &b_connected), "b is connected: no redial needed, not dropped");
+        assert!(pause_existing(&mut c, &me, &[peer(2, "b"), peer(3, "c")], &none), "b is configured: paused");
         let b = c["devices"].as_array().unwrap().iter().find(|d| d["deviceID"] == id(2).to_string()).unwrap().clone();
         assert_eq!(b["paused"], true);
         assert_eq!(c["devices"].as_array().unwrap().len(), 2, "c is new: not added by the pause");
-        assert!(!pause_existing(&mut c, &me, &[peer(2, "b")]), "paused already");
-        assert!(!pause_existing(&mut config(&me), &me, &[peer(3, "c")]), "new peers only: nothing to pause, one commit");
+        assert!(!pause_existing(&mut c, &me, &[peer(2, "b")], &none), "paused already");
+        assert!(!pause_existing(&mut config(&me), &me, &[peer(3, "c")], &none), "new peers only: nothing to pause, one commit");
         assert_eq!(apply(&mut c, &me, &[peer(2, "b")], &["botsync-shared"], None), Ok(true));
         assert_eq!(c["devices"][1]["paused"], false, "and apply resumes it");
     }
