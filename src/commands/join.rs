@@ -2,6 +2,7 @@
 //! once Syncthing reports the other machine connected; the host configures us (device and all
 //! three folders) before it answers the exchange, so a connection means the folders are shared.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -106,7 +107,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let engine = ready.engine;
     // Until the other machine has us, a failure undoes what this call created: a refused code
     // leaves no root and no process behind.
-    let events = connection_events(&engine).await;
+    let connections = connection_events(&engine).await;
     let exchanged = async {
         if let Err(error) = super::start::start_daemon(&root).await {
             return Err(abandon(route, &relay, error).await);
@@ -124,7 +125,7 @@ pub async fn run(options: &JoinOptions) -> Result<JoinReport> {
     let my_id = engine.device_id();
     let paired_ms = Millis::since(started);
     let peer_id: DeviceId = peer.device_id.parse().map_err(|e| Error::Internal(format!("{e}")))?;
-    let connected = wait_connected(&engine, &peer_id, events, deadline).await;
+    let connected = wait_connected(&engine, &peer_id, connections, deadline).await;
     if tagged {
         // The tag has done its job once the host accepted us; keep our plain name from now on.
         announce_name(&engine, engine.device_name()).await?;
@@ -338,12 +339,24 @@ async fn announce_name(engine: &Engine, name: &str) -> Result<()> {
 }
 
 /// The engine's connection events from now on, taken before any peer is added, so that no
-/// connection event of the pairing is missed.
-async fn connection_events(engine: &Engine) -> EventStream {
-    let mut stream = EventStream::new(engine.rest(), &["DeviceConnected", "DeviceDisconnected"]).with_poll_timeout(CONNECT_HOLD);
+/// connection event of the pairing is missed; and the devices connected already.
+struct ConnectionWatch {
+    events: EventStream,
+    /// Connected when the watch began: accepted by the other side, which kept the connection.
+    /// Pairing again with such a host (a killed `join`, then `start`) produces no new
+    /// connection event, since `add_peers` pauses only peers that are not connected.
+    connected_before: HashSet<String>,
+}
+
+async fn connection_events(engine: &Engine) -> ConnectionWatch {
+    let mut events = EventStream::new(engine.rest(), &["DeviceConnected", "DeviceDisconnected"]).with_poll_timeout(CONNECT_HOLD);
     // Unreadable now: the stream then starts from what Syncthing still buffers, which is safe.
-    let _ = stream.skip_to_now().await;
-    stream
+    let _ = events.skip_to_now().await;
+    let connected_before = match engine.rest().connections().await {
+        Ok(connections) => connections.connections.into_iter().filter(|(_, c)| c.connected).map(|(id, _)| id).collect(),
+        Err(_) => HashSet::new(),
+    };
+    ConnectionWatch { events, connected_before }
 }
 
 /// The connection's address once `peer` has accepted us; `None` at the deadline.
@@ -353,11 +366,22 @@ async fn connection_events(engine: &Engine) -> EventStream {
 /// host learns of us from that very connection) drops it a moment later as an unknown device.
 /// Syncthing tells its own name only to devices it knows, so the `DeviceConnected` event of a
 /// connection the peer accepted carries the peer's name, and one it is about to reject an empty one.
-async fn wait_connected(engine: &Engine, peer: &DeviceId, mut events: EventStream, deadline: Instant) -> Option<String> {
+async fn wait_connected(engine: &Engine, peer: &DeviceId, watch: ConnectionWatch, deadline: Instant) -> Option<String> {
     let rest = engine.rest();
     let key = peer.to_string();
-    let mut accepted = false;
+    let ConnectionWatch { mut events, connected_before } = watch;
+    let mut accepted = connected_before.contains(&key);
     loop {
+        if accepted {
+            if let Ok(connections) = rest.connections().await {
+                if let Some(connection) = connections.connections.get(&key).filter(|c| c.connected) {
+                    return Some(connection.address.clone());
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
         match events.next_batch().await {
             Ok(batch) => {
                 for event in batch.events {
@@ -369,16 +393,6 @@ async fn wait_connected(engine: &Engine, peer: &DeviceId, mut events: EventStrea
                 }
             }
             Err(_) => tokio::time::sleep(CONNECT_POLL).await,
-        }
-        if accepted {
-            if let Ok(connections) = rest.connections().await {
-                if let Some(connection) = connections.connections.get(&key).filter(|c| c.connected) {
-                    return Some(connection.address.clone());
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            return None;
         }
     }
 }

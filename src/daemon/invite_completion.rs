@@ -95,13 +95,14 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
             // it would refuse us as an unknown device and Syncthing would back off for seconds.
             crate::membership::refuse_removed(engine, &guest.device_id).map_err(|e| e.to_string())?;
             engine.add_peer(&guest.device_id, &guest.name, &[]).await.map_err(|e| e.to_string())?;
-            crate::membership::record_guest(engine, &guest.device_id, &guest.name, &guest.addresses).await.map_err(|e| e.to_string())?;
+            crate::membership::record_guest(engine, &guest.device_id, &guest.name, &guest.addresses).map_err(|e| e.to_string())?;
             Ok(membership::introduction(engine, Some(&guest.device_id)))
         })
         .await
     }
     .await;
     if let Ok(guest) = &outcome {
+        membership::announce(engine).await;
         let (engine, guest) = (engine.clone(), guest.clone());
         tokio::spawn(async move { remember_addresses_once_connected(&engine, &guest.device_id, &guest.addresses).await });
     }
@@ -144,10 +145,13 @@ async fn accept_tagged_devices(engine: &Engine, records: Vec<InviteRecord>, pair
             let added = async {
                 crate::membership::refuse_removed(engine, &id).map_err(|e| e.to_string())?;
                 engine.add_peer(&id, &name, &[]).await.map_err(|e| e.to_string())?;
-                crate::membership::record_guest(engine, &id, &name, &[]).await.map_err(|e| e.to_string())
+                crate::membership::record_guest(engine, &id, &name, &[]).map_err(|e| e.to_string())
             }
             .await
             .map_err(PairingError::AcceptFailed);
+            if added.is_ok() {
+                membership::announce(engine).await;
+            }
             finish(engine, record, added.map(|()| (id, name)), paired).await;
         }
     }

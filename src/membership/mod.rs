@@ -158,13 +158,14 @@ struct Updated {
     republished: bool,
 }
 
-/// Has Syncthing index this machine's rewritten ledger at once instead of when its own watcher
-/// gets to it (`fsWatcherDelayS`, 10 s). A peer that was sent the old version meanwhile asks
-/// for blocks that no longer match: Syncthing answers "no such file" and the peer's folder
-/// retries a minute later. That happened at every pairing: the host records its guest right
-/// after the configuration change that shares the folder with it, whose scan saw the old ledger.
-/// A failed scan is left to the watcher.
-async fn announce(engine: &Engine) {
+/// Has Syncthing index this machine's ledger file at once instead of when its own watcher gets
+/// to it (`fsWatcherDelayS`, 10 s). A peer that was sent the old version meanwhile asks for
+/// blocks that no longer match: Syncthing answers "no such file" and the peer's folder retries
+/// a minute later. That happened at every pairing: the host records its guest right after the
+/// configuration change that shares the folder with it, whose scan saw the old ledger. A host
+/// calls this right after answering its guest (see `record_guest`); a scan of an unchanged file
+/// costs Syncthing a stat. A failed scan is left to the watcher.
+pub async fn announce(engine: &Engine) {
     let own_file = format!("{}.json", engine.device_id());
     let _ = engine.rest().scan(FOLDER_ID, &[own_file]).await;
 }
@@ -192,14 +193,17 @@ pub fn refuse_removed(engine: &Engine, device: &DeviceId) -> Result<(), Membersh
     }
 }
 
-/// Pairing hook, host side: `guest` paired with this machine through one of its codes. Call it
-/// before answering the guest: the ledger is indexed by the time the guest connects.
-pub async fn record_guest(engine: &Engine, guest: &DeviceId, name: &str, addresses: &[String]) -> Result<(), MembershipError> {
+/// Pairing hook, host side: `guest` paired with this machine through one of its codes. Then,
+/// once the guest has its answer, `announce`: the ledger is indexed by the time the guest
+/// connects, and the other members, who dial the guest as soon as they read it there, do so
+/// after the guest's own connection to this machine (Syncthing 1.19 handles new connections
+/// one at a time, see `commands::join`).
+pub fn record_guest(engine: &Engine, guest: &DeviceId, name: &str, addresses: &[String]) -> Result<(), MembershipError> {
     let me = engine.device_id();
     let at_ms = clock::now_ms();
     let own_name = engine.device_name().to_string();
     let own_addresses = engine.direct_addresses();
-    let updated = Store::of(engine).update(|own, others| {
+    Store::of(engine).update(|own, others| {
         let mut changed = false;
         if !own.knows(&me) && !others.iter().any(|l| l.knows(&me)) {
             // The first pairing of the mesh's first machine.
@@ -207,9 +211,6 @@ pub async fn record_guest(engine: &Engine, guest: &DeviceId, name: &str, address
         }
         changed | own.add(Added { device: *guest, name: name.to_string(), addresses: addresses.to_vec(), by: Some(me), at_ms })
     })?;
-    if updated.republished {
-        announce(engine).await;
-    }
     Ok(())
 }
 
