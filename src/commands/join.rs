@@ -220,16 +220,20 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
             }
             crate::membership::refuse_removed(engine, &host.device_id)?;
             // The host and every member it told us of, in one configuration change: joining a
-            // mesh of nine costs what joining one machine does (`engine::peers`). Only the host
-            // is dialled. The members dial us once the host's ledger names us, and we learn
-            // their addresses when they are connected (`membership::reconcile`). Were both sides
-            // to dial, Syncthing 1.19 could deadlock for 20 s: it exchanges Hello messages one
-            // connection at a time, so two machines each waiting for the other's Hello on a
-            // different connection wait until the deadline (parallel since 1.20, syncthing#8253).
+            // mesh of nine costs what joining one machine does (`engine::peers`). The members
+            // dial us too, once the host's ledger names us. Where two machines dialling each
+            // other at once can wait out a 20 s deadline (Syncthing before 1.20), only the host
+            // is dialled and we learn the members' addresses once they are connected
+            // (`membership::reconcile`). Elsewhere we dial them all at once: 1.28+ sends its
+            // folder lists only once no new connection has come for a second
+            // (`scheduleConnectionPromotion`), and members dialling in one by one kept
+            // postponing the host's.
+            let dial_members = !engine.state().syncthing.version.exchanges_hellos_one_at_a_time();
             let mut peers = vec![NewPeer { device_id: host.device_id, name: host.name.clone(), addresses: host.addresses.clone() }];
             for member in host.members.iter().filter(|m| m.device_id != my_id && m.device_id != host.device_id) {
                 if crate::membership::refuse_removed(engine, &member.device_id).is_ok() {
-                    peers.push(NewPeer { device_id: member.device_id, name: member.name.clone(), addresses: Vec::new() });
+                    let addresses = if dial_members { member.addresses.clone() } else { Vec::new() };
+                    peers.push(NewPeer { device_id: member.device_id, name: member.name.clone(), addresses });
                 }
             }
             // The host is recorded before it is configured: Syncthing dials it the moment it is,

