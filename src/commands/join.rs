@@ -356,10 +356,7 @@ async fn connection_events(engine: &Engine) -> ConnectionWatch {
     let mut events = EventStream::new(engine.rest(), &["DeviceConnected", "DeviceDisconnected"]).with_poll_timeout(CONNECT_HOLD);
     // Unreadable now: the stream then starts from what Syncthing still buffers, which is safe.
     let _ = events.skip_to_now().await;
-    let connected_before = match engine.rest().connections().await {
-        Ok(connections) => connections.connections.into_iter().filter(|(_, c)| c.connected).map(|(id, _)| id).collect(),
-        Err(_) => HashSet::new(),
-    };
+    let connected_before = engine.rest().connections().await.map(|c| c.connected_ids()).unwrap_or_default();
     ConnectionWatch { events, connected_before }
 }
 

@@ -115,7 +115,7 @@ pub async fn wait_on(rest: &RestClient, limit: Duration, only: Option<&[String]>
     let mut confirmed = false;
     loop {
         let connections = rest.connections().await.map_err(Error::EngineUnreachable)?;
-        let connected = |id: &DeviceId| connections.connections.get(&id.to_string()).is_some_and(|c| c.connected);
+        let connected = |id: &DeviceId| connections.is_connected(&id.to_string());
         let mut incomplete = Vec::new();
         let mut peers_in_sync = Vec::new();
         let mut any_peer = false;

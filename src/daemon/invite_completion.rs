@@ -114,7 +114,7 @@ async fn complete_relay_invite(engine: &Engine, record: InviteRecord, paired: &m
 async fn remember_addresses_once_connected(engine: &Engine, peer: &DeviceId, addresses: &[String]) {
     let key = peer.to_string();
     for _ in 0..600 {
-        let connected = engine.rest().connections().await.is_ok_and(|c| c.connections.get(&key).is_some_and(|c| c.connected));
+        let connected = engine.rest().connections().await.is_ok_and(|c| c.is_connected(&key));
         if connected {
             break;
         }

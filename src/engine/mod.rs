@@ -560,8 +560,7 @@ impl Engine {
         if !has_members_folder {
             create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
         }
-        let connected: std::collections::HashSet<String> =
-            rest.connections().await?.connections.into_iter().filter(|(_, c)| c.connected).map(|(id, _)| id).collect();
+        let connected = rest.connections().await?.connected_ids();
         if peers::pause_existing(&mut config, &self.state.device_id, &peers, &connected) {
             // Only when pairing again with a machine it still has: a second commit, so that
             // Syncthing dials it at once when it is resumed below.

@@ -7,7 +7,7 @@
 //! Order matters when pairing: add a device before sharing a folder with it, because a folder
 //! PUT naming an unknown device silently drops that device.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -416,6 +416,18 @@ pub struct SystemVersion {
 pub struct Connections {
     #[serde(default)]
     pub connections: HashMap<String, Connection>,
+}
+
+impl Connections {
+    /// Whether the device (full ID) has a live connection.
+    pub fn is_connected(&self, device_id: &str) -> bool {
+        self.connections.get(device_id).is_some_and(|c| c.connected)
+    }
+
+    /// Every device with a live connection, by full ID.
+    pub fn connected_ids(&self) -> HashSet<String> {
+        self.connections.iter().filter(|(_, c)| c.connected).map(|(id, _)| id.clone()).collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -95,8 +95,7 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
     if !unreachable.is_empty() {
         let connections = rest.connections().await?;
         for device in unreachable {
-            let key = device.device_id.to_string();
-            let connected = connections.connections.get(&key).is_some_and(|c| c.connected);
+            let connected = connections.is_connected(&device.device_id.to_string());
             let recorded = view.members.get(&device.device_id).map(|m| m.addresses.as_slice()).unwrap_or_default();
             if connected && !recorded.is_empty() {
                 engine.set_peer_addresses(&device.device_id, recorded).await?;
