@@ -542,10 +542,10 @@ impl Engine {
         self.add_peers(&[peers::NewPeer { device_id: *id, name: name.to_string(), addresses: addresses.to_vec() }]).await
     }
 
-    /// Makes every one of `peers` a peer as `add_peer` does, all in one configuration change
-    /// (`peers`): the device, its shares of the three folders and of the members folder (created
-    /// here if Syncthing has none yet) land together, so its first connection already carries
-    /// every folder, and a batch costs one commit however many peers it has.
+    /// Makes every one of `peers` a peer as `add_peer` does, in two configuration changes however
+    /// many peers the batch has (`peers`): the devices, paused unless connected, with their shares
+    /// of the three folders and of the members folder (created here if Syncthing has none yet),
+    /// then their resume, so a first connection comes only once every folder has restarted for it.
     pub async fn add_peers(&self, peers: &[peers::NewPeer]) -> Result<(), EngineError> {
         if peers.is_empty() {
             return Ok(());
@@ -560,15 +560,15 @@ impl Engine {
         if !has_members_folder {
             create_members_dir(&dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
         }
-        let connected = rest.connections().await?.connected_ids();
-        if peers::pause_existing(&mut config, &self.state.device_id, &peers, &connected) {
-            // Only when pairing again with a machine it still has: a second commit, so that
-            // Syncthing dials it at once when it is resumed below.
-            rest.put_json("/rest/config", &config).await?;
-        }
         let changed = peers::apply(&mut config, &self.state.device_id, &peers, &folder_ids, Some((MEMBERS_FOLDER_ID, &members_folder)))
             .map_err(|reason| RestError::Decode { path: "/rest/config".into(), reason })?;
-        if changed {
+        let connected = rest.connections().await?.connected_ids();
+        let held = peers::hold_unconnected(&mut config, &self.state.device_id, &peers, &connected);
+        if changed || !held.is_empty() {
+            rest.put_json("/rest/config", &config).await?;
+        }
+        if !held.is_empty() {
+            peers::resume(&mut config, &held);
             rest.put_json("/rest/config", &config).await?;
         }
         Ok(())

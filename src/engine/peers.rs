@@ -7,9 +7,9 @@
 //! device paused, share each of the four folders, resume it) made six commits per peer, so a
 //! machine joining a mesh of nine made 54 of them, one after the other, while `join` waited:
 //! measured in bench/mesh.sh, each join took ~0.3 s longer per member already in the mesh
-//! (1.8 s for the 2nd machine, 4.2 s for the 10th). One commit per batch makes that constant.
-//! Devices and shares land together, so a new peer's first connection already carries every
-//! folder (what pausing the device until its folders were shared achieved before).
+//! (1.8 s for the 2nd machine, 4.2 s for the 10th). Two commits per batch make that constant:
+//! the devices, paused, with every share (`apply`, `hold_unconnected`), then their resume
+//! (`resume`), so a new peer's first connection already carries every folder, restarted.
 //!
 //! Syncthing gives each device and folder of a posted configuration its defaults before the
 //! posted fields (`ReadJSON` in lib/config/config.go: `cfg.Devices[i] = cfg.Defaults.Device.Copy()`),
@@ -96,25 +96,41 @@ pub fn apply(config: &mut Value, me: &DeviceId, peers: &[NewPeer], folder_ids: &
     Ok(changed)
 }
 
-/// Pauses every one of `peers` that is already configured, not paused and not `connected`;
-/// returns whether any was. Syncthing dials a device at once only when it is new or was paused
-/// (`checkAndSignalConnectLoopOnUpdatedDevices` in lib/connections/service.go); a device it
-/// already had, and has failed to reach (a machine pairing again after a removal), would wait for
-/// its next redial. `Engine::add_peers` writes this first, so that `apply` resumes it. A
-/// connected device needs no redial, and pausing it would drop the connection: the daemon's
+/// Pauses every one of `peers` that is not `connected`, for the commit that shares the folders
+/// with it, and returns their IDs for `resume`, the commit after it.
+///
+/// Syncthing hands a configuration change to its model and to its connection service at once
+/// (`notifyListeners` in lib/config/wrapper.go: a goroutine per committer). The connection
+/// service dials a new device while the model is still restarting, one after the other, the
+/// folders whose device list changed; an index that arrives for a folder in mid-restart finds no
+/// handler (`ReceiveIndex` in lib/model/indexhandler.go, 1.19 to 2.x), and Syncthing drops the
+/// connection ("handling index for botsync-members: no such folder"; seen in CI on a host
+/// accepting an original-protocol joiner that was dialling it). A paused device is neither
+/// dialled nor let in, and `PUT /rest/config` answers only once every committer is done, so the
+/// resume lands on restarted folders. Resuming also makes Syncthing dial the device at once
+/// (`checkAndSignalConnectLoopOnUpdatedDevices` in lib/connections/service.go), which a device
+/// it already had and failed to reach (pairing again after a removal) would otherwise wait for.
+/// A connected device is left alone: pausing it would drop the connection, and the daemon's
 /// member list can configure a joiner's host a moment before `join` itself does.
-pub fn pause_existing(config: &mut Value, me: &DeviceId, peers: &[NewPeer], connected: &HashSet<String>) -> bool {
-    let Some(devices) = config.get_mut("devices").and_then(Value::as_array_mut) else { return false };
-    let mut paused = false;
+pub fn hold_unconnected(config: &mut Value, me: &DeviceId, peers: &[NewPeer], connected: &HashSet<String>) -> Vec<String> {
+    let Some(devices) = config.get_mut("devices").and_then(Value::as_array_mut) else { return Vec::new() };
+    let mut held = Vec::new();
     for device in devices.iter_mut() {
-        let Some(id) = device["deviceID"].as_str() else { continue };
-        let pairing_again = id != me.to_string() && peers.iter().any(|p| p.device_id.to_string() == id) && !connected.contains(id);
-        if pairing_again && device["paused"] != json!(true) {
+        let Some(id) = device["deviceID"].as_str().map(str::to_string) else { continue };
+        if id != me.to_string() && peers.iter().any(|p| p.device_id.to_string() == id) && !connected.contains(&id) {
             device["paused"] = json!(true);
-            paused = true;
+            held.push(id);
         }
     }
-    paused
+    held
+}
+
+/// Unpauses the devices `hold_unconnected` paused.
+pub fn resume(config: &mut Value, held: &[String]) {
+    let Some(devices) = config.get_mut("devices").and_then(Value::as_array_mut) else { return };
+    for device in devices.iter_mut().filter(|d| d["deviceID"].as_str().is_some_and(|id| held.iter().any(|h| h == id))) {
+        device["paused"] = json!(false);
+    }
 }
 
 #[cfg(test)]
@@ -209,21 +225,24 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_configured_already_is_paused_first_so_that_syncthing_dials_it_at_once() {
+    fn peers_not_connected_are_held_paused_while_their_folders_restart_then_resumed() {
         let me = id(1);
         let mut c = config(&me);
         c["devices"].as_array_mut().unwrap().push(json!({ "deviceID": id(2).to_string(), "name": "b", "paused": false }));
-        let none = HashSet::new();
-        let b_connected: HashSet<String> = [id(2).to_string()].into();
-        assert!(!pause_existing(&mut c.clone(), &me, &[peer(2, "b")], &b_connected), "b is connected: no redial needed, not dropped");
-        assert!(pause_existing(&mut c, &me, &[peer(2, "b"), peer(3, "c")], &none), "b is configured: paused");
-        let b = c["devices"].as_array().unwrap().iter().find(|d| d["deviceID"] == id(2).to_string()).unwrap().clone();
-        assert_eq!(b["paused"], true);
-        assert_eq!(c["devices"].as_array().unwrap().len(), 2, "c is new: not added by the pause");
-        assert!(!pause_existing(&mut c, &me, &[peer(2, "b")], &none), "paused already");
-        assert!(!pause_existing(&mut config(&me), &me, &[peer(3, "c")], &none), "new peers only: nothing to pause, one commit");
-        assert_eq!(apply(&mut c, &me, &[peer(2, "b")], &["botsync-shared"], None), Ok(true));
-        assert_eq!(c["devices"][1]["paused"], false, "and apply resumes it");
+        let peers = [peer(2, "b"), peer(3, "c"), peer(4, "d")];
+        assert_eq!(apply(&mut c, &me, &peers, &["botsync-shared"], None), Ok(true));
+        let d_connected: HashSet<String> = [id(4).to_string()].into();
+        let held = hold_unconnected(&mut c, &me, &peers, &d_connected);
+        assert_eq!(held, vec![id(2).to_string(), id(3).to_string()], "b (pairing again) and c (new); d is connected");
+        let paused = |c: &Value, n: u8| c["devices"].as_array().unwrap().iter().find(|d| d["deviceID"] == id(n).to_string()).unwrap()["paused"].clone();
+        assert_eq!((paused(&c, 2), paused(&c, 3), paused(&c, 4)), (json!(true), json!(true), json!(false)), "a connected device is never dropped");
+        assert_eq!(shared_with(&c, "botsync-shared").len(), 4, "shared in the same commit as the pause");
+        resume(&mut c, &held);
+        assert_eq!((paused(&c, 2), paused(&c, 3), paused(&c, 4)), (json!(false), json!(false), json!(false)));
+        let everyone: HashSet<String> = [id(2), id(3), id(4)].iter().map(ToString::to_string).collect();
+        assert!(hold_unconnected(&mut c, &me, &peers, &everyone).is_empty(), "all connected: one commit");
+        let mine = NewPeer { device_id: me, name: "me".into(), addresses: vec![] };
+        assert!(hold_unconnected(&mut c, &me, &[mine], &HashSet::new()).is_empty(), "never this machine");
     }
 
     #[test]
