@@ -15,7 +15,10 @@
 //!   (30) in a row. BENCH_SAMPLES (20): one-change samples.
 //! - BENCH_X (experiments, not figures; comma-separated): `raw-ignores` / `raw-versioning` give the
 //!   raw pair botsync's ignore patterns / trash-can versioning, `stop-daemon-b` stops B's daemon
-//!   as `join` returns, `stop-daemons-idle` stops both daemons before the idle window.
+//!   as `join` returns, `stop-daemons-idle` stops both daemons before the idle window,
+//!   `cpuprof-idle` records a Go CPU profile of each of the four Syncthings over the idle window
+//!   (`/rest/debug/cpuprof`, GUI debugging switched on first) into BENCH_PROF_DIR
+//!   (/tmp/folder-bench-prof), for `go tool pprof -top`.
 //! - BENCH_RAW_DELAY_S (10, Syncthing's default): the raw pair's fsWatcherDelayS.
 //! - BENCH_ONLY (raw,botsync): leave one subject out while iterating.
 //! - BENCH_FIRST (raw): which subject joins first (`botsync` swaps them). The later join's
@@ -623,6 +626,20 @@ fn main() {
             }
         }
         println!("Syncthing heap allocated (garbage included) / from the OS: {}", heaps.join(", "));
+        let mut profiles = Vec::new();
+        if experiment("cpuprof-idle") {
+            let mut targets: Vec<(String, String, String)> = Vec::new();
+            if let Some(raw) = &raw {
+                targets.extend([("raw-A", &raw.a), ("raw-B", &raw.b)].map(|(name, n)| (name.to_string(), n.base_url(), n.api_key.clone())));
+            }
+            if let Some(ours) = &ours {
+                targets.extend([("botsync-A", &ours.a), ("botsync-B", &ours.b)].map(|(name, e)| (name.to_string(), e.rest().base_url().to_string(), e.state().api_key.expose().to_string())));
+            }
+            for (name, url, key) in targets {
+                profiles.push((name, tokio::spawn(support::syncthing_cpu_profile(url, key, idle_s))));
+            }
+            println!("EXPERIMENT: a CPU profile of each Syncthing over the idle window");
+        }
         println!("idle CPU over {idle_s} s (both setups at once)");
         let before: Vec<u64> = processes.iter().map(|(_, _, p)| proc_cpu_ticks(*p)).collect();
         let me_before = proc_cpu_ticks(me);
@@ -643,6 +660,20 @@ fn main() {
         let share = |which: Share| processes.iter().zip(&used).filter(|((s, _, _), _)| *s == which).map(|(_, u)| u).sum::<u64>();
         let idle = (share(Share::Raw), share(Share::OursSyncthing), share(Share::OursDaemon), proc_cpu_ticks(me) - me_before);
         let each_idle: Vec<String> = processes.iter().zip(&used).map(|((_, name, _), u)| format!("{name} {u}")).collect();
+        if !profiles.is_empty() {
+            let dir = PathBuf::from(std::env::var("BENCH_PROF_DIR").unwrap_or_else(|_| "/tmp/folder-bench-prof".into()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, profile) in profiles {
+                match profile.await.unwrap() {
+                    Ok(bytes) => {
+                        let path = dir.join(format!("{name}.pprof"));
+                        std::fs::write(&path, bytes).unwrap();
+                        println!("  profile {}", path.display());
+                    }
+                    Err(e) => println!("  profile of {name}: {e}"),
+                }
+            }
+        }
 
         // One change: 1 KiB files into the deepest directory, alternating subjects.
         let deep = spec.deep_dir();

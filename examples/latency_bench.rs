@@ -10,7 +10,9 @@
 //! 10, Syncthing's own default, which is what a user of raw Syncthing gets; 1 is the fastest raw
 //! Syncthing allows), BENCH_ONLY=comma list of raw,raw-scan,ours,ours-solo,botsync (default
 //! raw,raw-scan,botsync), BENCH_CASES=comma list of kib,pair,b2b,rename,delete,big,small,many,idle
-//! (default all), BENCH_OURS_DEBOUNCE_MS (the "ours" watcher's debounce; default the daemon's).
+//! (default all), BENCH_OURS_DEBOUNCE_MS (the "ours" watcher's debounce; default the daemon's),
+//! BENCH_CPUPROF_S (experiment, 0: off): a Go CPU profile of each Syncthing over the first that
+//! many seconds of each bulk case, into BENCH_PROF_DIR (/tmp/latency-bench-prof).
 //! The Syncthing binary is $SYNCTHING, else $BOTSYNC_SYNCTHING (which botsync's roots use too).
 //!
 //! The setups are `Subject` implementations:
@@ -58,6 +60,8 @@ trait Subject {
     fn daemon_pids(&self) -> Vec<u32> {
         Vec::new()
     }
+    /// Each Syncthing's REST API: a name for it (`A` sends, `B` receives), its base URL and key.
+    fn syncthing_apis(&self) -> Vec<(String, String, String)>;
     async fn wait_idle(&self);
     /// The writer of a case is done; `subs` are the folder-relative paths it wrote (a directory
     /// stands for everything in it). Only the floor subject acts on it.
@@ -101,6 +105,9 @@ impl Subject for RawPair {
     }
     fn cpu_pids(&self) -> Vec<u32> {
         self.pair.a.pid().into_iter().chain(self.pair.b.pid()).collect()
+    }
+    fn syncthing_apis(&self) -> Vec<(String, String, String)> {
+        [("A", &self.pair.a), ("B", &self.pair.b)].map(|(name, n)| (name.to_string(), n.base_url(), n.api_key.clone())).into()
     }
     async fn wait_idle(&self) {
         self.pair.wait_idle(Duration::from_secs(600)).await;
@@ -152,6 +159,9 @@ impl Subject for PairWithWatcher {
     }
     fn cpu_pids(&self) -> Vec<u32> {
         self.raw.cpu_pids()
+    }
+    fn syncthing_apis(&self) -> Vec<(String, String, String)> {
+        self.raw.syncthing_apis()
     }
     async fn wait_idle(&self) {
         self.raw.wait_idle().await;
@@ -224,6 +234,9 @@ impl Subject for BotsyncPair {
     fn daemon_pids(&self) -> Vec<u32> {
         self.guard.daemon_pids()
     }
+    fn syncthing_apis(&self) -> Vec<(String, String, String)> {
+        [("A", &self.a), ("B", &self.b)].map(|(name, e)| (name.to_string(), e.rest().base_url().to_string(), e.state().api_key.expose().to_string())).into()
+    }
     async fn wait_idle(&self) {
         poll_until(Duration::from_secs(600), Duration::from_millis(20), "botsync roots idle", || async {
             shared_folder_settled(&self.a, &self.b_id).await && shared_folder_settled(&self.b, &self.a_id).await
@@ -255,6 +268,9 @@ struct Results {
     big: Vec<f64>,
     small: Vec<f64>,
     many: Vec<f64>,
+    /// Per bulk case run: the case, then the CPU ticks of each Syncthing process and of each
+    /// daemon (sender first) from the first write until the subject was idle again.
+    bulk_cpu: Vec<(String, Vec<u64>, Vec<u64>)>,
     idle_syncthing_ticks: u64,
     idle_daemon_ticks: u64,
     idle_self_ticks: u64,
@@ -419,6 +435,18 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
         subject.wait_idle().await;
     }
 
+    // CPU of each process over a bulk case, from the first write until the subject is idle again.
+    let ticks_of = |pids: &[u32]| -> Vec<u64> { pids.iter().map(|p| proc_cpu_ticks(*p)).collect() };
+    let bulk_cpu_before = matches!(case, "big" | "small" | "many").then(|| (ticks_of(&subject.cpu_pids()), ticks_of(&subject.daemon_pids())));
+    // BENCH_CPUPROF_S (experiment): a Go CPU profile of each Syncthing over the first seconds of
+    // each bulk case, into BENCH_PROF_DIR, for `go tool pprof -top`.
+    let profile_s = env_num("BENCH_CPUPROF_S", 0);
+    let profiles: Vec<_> = if bulk_cpu_before.is_some() && profile_s > 0 {
+        subject.syncthing_apis().into_iter().map(|(name, url, key)| (name, tokio::spawn(support::syncthing_cpu_profile(url, key, profile_s)))).collect()
+    } else {
+        Vec::new()
+    };
+
     if case == "big" {
         println!("[{label}] {big_mib} MiB file (moved in complete, like raw-syncthing.sh)");
         let stage = work.join("stage");
@@ -483,6 +511,23 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
         subject.wait_idle().await;
     }
 
+    if let Some((syncthings, daemons)) = bulk_cpu_before {
+        let used = |before: &[u64], pids: &[u32]| -> Vec<u64> { ticks_of(pids).iter().zip(before).map(|(now, b)| now.saturating_sub(*b)).collect() };
+        r.bulk_cpu.push((case.to_string(), used(&syncthings, &subject.cpu_pids()), used(&daemons, &subject.daemon_pids())));
+    }
+    let profile_dir = PathBuf::from(std::env::var("BENCH_PROF_DIR").unwrap_or_else(|_| "/tmp/latency-bench-prof".into()));
+    for (name, profile) in profiles {
+        let path = profile_dir.join(format!("{label}-{case}-{name}.pprof"));
+        match profile.await.expect("profile task") {
+            Ok(bytes) => {
+                std::fs::create_dir_all(&profile_dir).unwrap();
+                std::fs::write(&path, bytes).unwrap();
+                println!("[{label}]   profile {}", path.display());
+            }
+            Err(e) => println!("[{label}]   profile of {name}: {e}"),
+        }
+    }
+
     if case == "idle" {
         println!("[{label}] idle CPU over {idle_s} s");
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -545,6 +590,11 @@ fn report(results: &[(&str, Results)], delay_s: u32, version: &str) {
         println!("  big file           {}", bulk(&r.big));
         println!("  small files        {}", bulk(&r.small));
         println!("  many small files   {}", bulk(&r.many));
+        for (case, syncthings, daemons) in &r.bulk_cpu {
+            let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ");
+            let daemons = if daemons.is_empty() { String::new() } else { format!(", daemons {} ticks", list(daemons)) };
+            println!("  CPU over {case:<5}     syncthing processes {} ticks{daemons}", list(syncthings));
+        }
         if r.idle_s > 0.0 {
             println!(
                 "  idle CPU ({:.0} s)    syncthing {} ticks ({:.0} ms), botsync daemons {} ticks ({:.0} ms), bench process {} ticks",

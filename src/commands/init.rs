@@ -75,6 +75,10 @@ pub async fn init_engine(options: &InitOptions) -> Result<EngineReady> {
     crate::daemon::process::binary()?;
     let outcome = Engine::init(&root, InitRequest { network, locator: BinaryLocator::from_env() }).await?;
     crate::engine::versioning::ensure(&outcome.engine.rest(), None).await?;
+    if !outcome.created {
+        // A new root has Syncthing's case checks set in its configuration already.
+        crate::engine::case_sensitivity::ensure(&outcome.engine.rest(), &root).await?;
+    }
     let started = matches!(outcome.start, StartOutcome::Started { .. });
     Ok(EngineReady { engine: outcome.engine, created: outcome.created, started })
 }

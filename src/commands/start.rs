@@ -30,6 +30,8 @@ pub async fn run(options: &RootOptions) -> Result<StartReport> {
     let outcome = engine.start(&BinaryLocator::from_env()).await?;
     // Roots made before versioning existed get it here.
     crate::engine::versioning::ensure(&engine.rest(), None).await?;
+    // And Syncthing's case checks off where the filesystem tells names apart by case.
+    crate::engine::case_sensitivity::ensure(&engine.rest(), &root).await?;
     let daemon = start_daemon(&root).await?;
     Ok(StartReport {
         root: root.path().display().to_string(),

@@ -2,6 +2,7 @@
 //! change goes through REST). Syncthing writes the file itself (`generate`), so its schema version
 //! always matches the binary; we only set the values botsync decides.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use xmltree::{Element, EmitterConfig, ParserConfig, XMLNode};
@@ -30,6 +31,9 @@ pub struct ConfigEdit<'a> {
     pub api_key: &'a str,
     pub profile: &'a ProfileOptions,
     pub root: &'a SyncRoot,
+    /// `caseSensitiveFS` per folder ID, for the folders whose filesystem was probed
+    /// (`case_sensitivity`); the others keep Syncthing's default.
+    pub case_sensitive: &'a HashMap<&'static str, bool>,
 }
 
 pub struct ConfigXml {
@@ -63,7 +67,7 @@ impl ConfigXml {
         self.set_gui(edit.gui_port, edit.api_key);
         self.set_own_device_name(edit.device_id, edit.device_name);
         self.set_options(edit.profile);
-        self.set_folders(edit.device_id, edit.root)
+        self.set_folders(edit.device_id, edit.root, edit.case_sensitive)
     }
 
     fn set_gui(&mut self, port: u16, api_key: &str) {
@@ -117,7 +121,7 @@ impl ConfigXml {
 
     /// Upserts the three botsync folders (from Syncthing's own folder defaults, so every field the
     /// binary expects is present) and drops a `default` folder if one was generated.
-    fn set_folders(&mut self, device_id: &str, root: &SyncRoot) -> Result<(), EngineError> {
+    fn set_folders(&mut self, device_id: &str, root: &SyncRoot, case_sensitive: &HashMap<&'static str, bool>) -> Result<(), EngineError> {
         let template = self
             .doc
             .get_child("defaults")
@@ -156,6 +160,9 @@ impl ConfigXml {
             }
             element.attributes.insert("fsWatcherDelayS".into(), FS_WATCHER_DELAY_S.to_string());
             set_text(child_mut(element, "maxConflicts"), "-1");
+            if let Some(sensitive) = case_sensitive.get(folder.folder_id()) {
+                set_text(child_mut(element, "caseSensitiveFS"), bool_text(*sensitive));
+            }
             if !elements_mut(element, "device").any(|d| d.attributes.get("id").map(String::as_str) == Some(device_id)) {
                 let mut device = Element::new("device");
                 device.attributes.insert("id".into(), device_id.into());
@@ -301,7 +308,8 @@ mod tests {
         std::fs::write(&path, GENERATED).unwrap();
         let root = SyncRoot::at(dir.path().join("root")).unwrap();
         let profile = NetworkProfile::Direct.options(23456);
-        let edit = ConfigEdit { device_id: "SELF", device_name: "host", gui_port: 24567, api_key: "k3y", profile: &profile, root: &root };
+        let case_sensitive = HashMap::from([("botsync-shared", true)]);
+        let edit = ConfigEdit { device_id: "SELF", device_name: "host", gui_port: 24567, api_key: "k3y", profile: &profile, root: &root, case_sensitive: &case_sensitive };
         for _ in 0..2 {
             let mut xml = ConfigXml::load(&path).unwrap();
             xml.apply(&edit).unwrap();
@@ -319,6 +327,8 @@ mod tests {
         let ids = xml.folder_ids();
         assert_eq!(ids, vec!["botsync-shared", "botsync-deliverables", "botsync-inbox"], "default dropped, ours once each");
         assert_eq!(xml.folder_child_text("botsync-inbox", "maxConflicts").as_deref(), Some("-1"));
+        assert_eq!(xml.folder_child_text("botsync-shared", "caseSensitiveFS").as_deref(), Some("true"), "probed: the checks off");
+        assert_eq!(xml.folder_child_text("botsync-inbox", "caseSensitiveFS"), None, "not probed: left to Syncthing's default (the checks)");
         assert_eq!(xml.folder_attribute("botsync-shared", "path"), Some(root.path().join("shared").display().to_string()));
         assert_eq!(xml.folder_attribute("botsync-shared", "fsWatcherEnabled").as_deref(), Some("true"));
         // The safety net behind the daemon's fast scans, at Syncthing's default: a shorter delay

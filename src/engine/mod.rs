@@ -7,6 +7,7 @@
 
 pub mod api_key;
 pub mod binary;
+pub mod case_sensitivity;
 pub mod config_xml;
 pub mod conformance;
 pub mod events;
@@ -246,6 +247,7 @@ impl Engine {
             let device_name = hostname();
             let profile = network.options(listen_port);
             let mut xml = ConfigXml::load(&home.join("config.xml"))?;
+            let case_sensitive = case_sensitivity::folders(root).into_iter().filter_map(|(id, dir)| Some((id, case_sensitivity::probe(&dir)?))).collect();
             xml.apply(&ConfigEdit {
                 device_id: &device_id.to_string(),
                 device_name: &device_name,
@@ -253,6 +255,7 @@ impl Engine {
                 api_key: api_key.expose(),
                 profile: &profile,
                 root,
+                case_sensitive: &case_sensitive,
             })?;
             let login = GuiLogin::generate();
             xml.set_gui_login(&login.user, &login.bcrypt_hash());
@@ -586,6 +589,7 @@ impl Engine {
             "fsWatcherDelayS": config_xml::FS_WATCHER_DELAY_S,
             // Each ledger is written whole by one machine; a conflict copy would only be noise.
             "maxConflicts": 0,
+            "caseSensitiveFS": case_sensitivity::probe(dir).unwrap_or(false),
         })
     }
 

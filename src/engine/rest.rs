@@ -591,6 +591,12 @@ impl RestClient {
         self.get_json("/rest/db/ignores", &[("folder", folder_id)]).await
     }
 
+    /// Turns Syncthing's case-conflict checks for a folder off (`true`) or on (see
+    /// `engine::case_sensitivity`).
+    pub async fn set_folder_case_sensitive(&self, folder_id: &str, case_sensitive: bool) -> Result<(), RestError> {
+        self.patch_json(&format!("/rest/config/folders/{folder_id}"), &serde_json::json!({ "caseSensitiveFS": case_sensitive })).await
+    }
+
     /// Replaces a folder's versioning (`{"type": "trashcan", "params": {...}}`).
     pub async fn set_folder_versioning(&self, folder_id: &str, versioning: &Value) -> Result<(), RestError> {
         self.patch_json(&format!("/rest/config/folders/{folder_id}"), &serde_json::json!({ "versioning": versioning })).await

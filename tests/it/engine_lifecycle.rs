@@ -53,6 +53,14 @@ fn lifecycle_init_status_stop_start() {
             let folder = engine.rest().folder("botsync-shared").await.unwrap().unwrap();
             assert_eq!(folder.other["maxConflicts"], -1);
             assert_eq!(folder.other["fsWatcherEnabled"], true);
+            // Syncthing's case-conflict checks are off: this filesystem tells names apart by case
+            // (probed at init; the members folder when it is created).
+            engine.ensure_members_folder().await.unwrap();
+            for id in ["botsync-shared", "botsync-deliverables", "botsync-inbox", "botsync-members"] {
+                assert_eq!(engine.rest().folder(id).await.unwrap().unwrap().other["caseSensitiveFS"], true, "{id}");
+            }
+            // A root made before the probe has them on: `start` turns them off.
+            engine.rest().set_folder_case_sensitive("botsync-shared", false).await.unwrap();
 
             let stop = commands::stop::run(&root_options(&path)).await.unwrap();
             assert!(stop.stopped && stop.pids.len() >= 2, "monitor and worker: {:?}", stop.pids);
@@ -66,6 +74,7 @@ fn lifecycle_init_status_stop_start() {
 
             let start = commands::start::run(&root_options(&path)).await.unwrap();
             assert!(start.started);
+            assert_eq!(engine.rest().folder("botsync-shared").await.unwrap().unwrap().other["caseSensitiveFS"], true, "set again by start");
             assert_eq!(commands::status::run(&root_options(&path)).await.unwrap().state, "running");
             let again = commands::start::run(&root_options(&path)).await.unwrap();
             assert!(!again.started, "start is idempotent");

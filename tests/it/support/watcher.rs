@@ -249,6 +249,24 @@ impl Drop for SyncthingNode {
 }
 
 /// utime + stime of a process (fields 14 and 15 of /proc/PID/stat), in clock ticks.
+/// A Go CPU profile of the Syncthing behind `base_url` over `seconds`: GUI debugging on (read at
+/// each request, no restart), then `/rest/debug/cpuprof`, whose answer is the profile itself.
+pub async fn syncthing_cpu_profile(base_url: String, api_key: String, seconds: u64) -> Result<Vec<u8>, String> {
+    let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let debugging = http.patch(format!("{base_url}/rest/config/gui")).header("X-API-Key", &api_key).json(&serde_json::json!({ "debugging": true })).send().await;
+    debugging.and_then(|r| r.error_for_status()).map_err(|e| format!("switching debugging on: {e}"))?;
+    let response = http
+        .get(format!("{base_url}/rest/debug/cpuprof"))
+        .query(&[("duration", format!("{seconds}s"))])
+        .header("X-API-Key", &api_key)
+        .timeout(Duration::from_secs(seconds + 30))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("profiling: {e}"))?;
+    Ok(response.bytes().await.map_err(|e| e.to_string())?.to_vec())
+}
+
 pub fn proc_cpu_ticks(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
     // The command name (field 2) may contain spaces; fields after the closing paren are plain.
