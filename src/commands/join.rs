@@ -219,7 +219,7 @@ async fn exchange(engine: &Engine, code: JoinCode, route: Option<Route>, relay: 
                 return Err(own_code());
             }
             crate::membership::refuse_removed(engine, &host.device_id)?;
-            // The host and every member it told us of, in one configuration change: joining a
+            // The host and every member it told us of, in one batch (`Engine::add_peers`): joining a
             // mesh of nine costs what joining one machine does (`engine::peers`). The members
             // dial us too, once the host's ledger names us. Where two machines dialling each
             // other at once can wait out a 20 s deadline (Syncthing before 1.20), only the host

@@ -2,12 +2,19 @@
 //! whenever a ledger arrives in the members folder, the configuration changes (a pairing added a
 //! device), a device knocks or connects (a member configured with no address gets its address
 //! then), and every `SAFETY_NET` in case an event was missed. Waiting on
-//! Syncthing's event long-poll keeps it idle when nothing changes.
+//! Syncthing's event long-poll keeps it idle when nothing changes. A member left paused by an
+//! interrupted `add_peers` is resumed once it has stayed paused for `LEFT_PAUSED` (`Held`): a
+//! pairing in progress resumes its own peers within milliseconds, and resuming them earlier
+//! would let a peer connect while its folders still restart, the race the pause is there for.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 
+use crate::device_id::DeviceId;
 use crate::engine::events::EventData;
 use crate::engine::Engine;
 use crate::membership;
@@ -20,11 +27,37 @@ const LONG_POLL: Duration = Duration::from_secs(60);
 const SAFETY_NET: Duration = Duration::from_secs(30);
 /// After a failed pass (Syncthing restarting): try again soon, not in a tight loop.
 const RETRY: Duration = Duration::from_secs(2);
+/// How long a member may stay paused before the daemon takes its resume for lost.
+const LEFT_PAUSED: Duration = Duration::from_secs(10);
+
+/// Members seen paused, since when. A pure core: the passes report what they saw, with the time.
+#[derive(Debug, Default)]
+struct Held {
+    since: HashMap<DeviceId, Instant>,
+}
+
+impl Held {
+    /// Records the members a pass found paused at `now`; returns those paused for `LEFT_PAUSED`
+    /// or longer. A member not in `paused` was resumed and is forgotten.
+    fn observe(&mut self, paused: &[DeviceId], now: Instant) -> Vec<DeviceId> {
+        self.since.retain(|id, _| paused.contains(id));
+        for id in paused {
+            self.since.entry(*id).or_insert(now);
+        }
+        self.since.iter().filter(|(_, since)| now.duration_since(**since) >= LEFT_PAUSED).map(|(id, _)| *id).collect()
+    }
+
+    /// When the next pass must come to resume what is held, if anything is.
+    fn next_check(&self) -> Option<Instant> {
+        self.since.values().min().map(|since| *since + LEFT_PAUSED)
+    }
+}
 
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
     let rest = engine.rest();
     let mut since = 0u64;
     let mut last_error = String::new();
+    let mut held = Held::default();
     loop {
         let pause = match membership::reconcile(&engine).await {
             Ok(outcome) => {
@@ -35,7 +68,17 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                     eprintln!("removed machine {} dropped from Syncthing", id.short());
                 }
                 last_error.clear();
-                None
+                let mut failed = None;
+                for id in held.observe(&outcome.paused, Instant::now()) {
+                    match engine.resume_peer(&id).await {
+                        Ok(()) => eprintln!("member {} was left paused by an interrupted pairing: resumed", id.short()),
+                        Err(e) => {
+                            eprintln!("member {} left paused, not resumed yet: {e}", id.short());
+                            failed = Some(RETRY);
+                        }
+                    }
+                }
+                failed
             }
             Err(e) => {
                 let message = e.to_string();
@@ -70,10 +113,42 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         };
+        let next_pass = held.next_check().map_or(Instant::now() + SAFETY_NET, |check| check.min(Instant::now() + SAFETY_NET));
         tokio::select! {
             _ = wait => {}
-            _ = tokio::time::sleep(SAFETY_NET) => {}
+            _ = tokio::time::sleep_until(next_pass) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> DeviceId {
+        DeviceId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn a_member_is_resumed_only_once_it_has_stayed_paused() {
+        let start = Instant::now();
+        let mut held = Held::default();
+        assert!(held.observe(&[id(1)], start).is_empty(), "a pairing in progress holds it for milliseconds");
+        assert_eq!(held.next_check(), Some(start + LEFT_PAUSED));
+        assert!(held.observe(&[id(1), id(2)], start + LEFT_PAUSED / 2).is_empty());
+        assert_eq!(held.observe(&[id(1), id(2)], start + LEFT_PAUSED), vec![id(1)], "paused since the first pass");
+        assert_eq!(held.next_check(), Some(start + LEFT_PAUSED), "until a pass sees it resumed");
+    }
+
+    #[test]
+    fn a_member_resumed_in_between_starts_over() {
+        let start = Instant::now();
+        let mut held = Held::default();
+        held.observe(&[id(1)], start);
+        assert!(held.observe(&[], start + LEFT_PAUSED / 2).is_empty());
+        assert_eq!(held.next_check(), None, "nothing held, nothing to check");
+        assert!(held.observe(&[id(1)], start + LEFT_PAUSED).is_empty(), "paused again: a new pairing's hold");
+        assert_eq!(held.observe(&[id(1)], start + LEFT_PAUSED * 2), vec![id(1)]);
     }
 }

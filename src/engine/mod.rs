@@ -612,6 +612,11 @@ impl Engine {
         Ok(rest.put_folder(MEMBERS_FOLDER_ID, &folder).await?)
     }
 
+    /// Unpauses a peer `add_peers` left paused (see `membership::Reconciled::paused`).
+    pub async fn resume_peer(&self, id: &DeviceId) -> Result<(), EngineError> {
+        Ok(self.rest().patch_json(&format!("/rest/config/devices/{id}"), &serde_json::json!({ "paused": false })).await?)
+    }
+
     /// Records where a peer can be dialled (for example once it has connected to us).
     pub async fn set_peer_addresses(&self, id: &DeviceId, addresses: &[String]) -> Result<(), EngineError> {
         let addresses = self.peer_addresses(addresses);

@@ -1,5 +1,5 @@
-//! Adding peers as ONE configuration change: every device and every folder share of a batch in a
-//! single `PUT /rest/config`.
+//! Adding peers in two configuration changes however many there are: every device and every
+//! folder share of a batch in one `PUT /rest/config`, then one more that resumes them.
 //!
 //! Each REST write to Syncthing's configuration is a commit that Syncthing applies and saves
 //! before it answers (`finish` in lib/api/confighandler.go: `waiter.Wait()` then `cfg.Save()`),
@@ -9,7 +9,9 @@
 //! measured in bench/mesh.sh, each join took ~0.3 s longer per member already in the mesh
 //! (1.8 s for the 2nd machine, 4.2 s for the 10th). Two commits per batch make that constant:
 //! the devices, paused, with every share (`apply`, `hold_unconnected`), then their resume
-//! (`resume`), so a new peer's first connection already carries every folder, restarted.
+//! (`resume`), so a new peer's first connection already carries every folder, restarted. A
+//! process killed between the two leaves its peers paused; the daemon resumes them
+//! (`daemon::members`).
 //!
 //! Syncthing gives each device and folder of a posted configuration its defaults before the
 //! posted fields (`ReadJSON` in lib/config/config.go: `cfg.Devices[i] = cfg.Defaults.Device.Copy()`),

@@ -21,6 +21,10 @@ pub struct Reconciled {
     pub added: Vec<DeviceId>,
     /// Removed machines this pass dropped from the configuration.
     pub dropped: Vec<DeviceId>,
+    /// Members configured paused. botsync pauses a peer only between the two commits of
+    /// `Engine::add_peers`, so one that stays paused is one whose resume never came (the process
+    /// was killed in between); the daemon resumes it once it has stayed paused for a while.
+    pub paused: Vec<DeviceId>,
 }
 
 /// One pass: merge the ledgers, then bring Syncthing in line with the view. Needs Syncthing running.
@@ -85,7 +89,7 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
         .filter(|m| m.device != me && !configured_ids.contains(&m.device))
         .map(|m| NewPeer { device_id: m.device, name: m.name.clone(), addresses: m.addresses.clone() })
         .collect();
-    // All in one configuration change (`engine::peers`).
+    // One batch, two configuration changes whatever its size (`engine::peers`).
     engine.add_peers(&missing).await?;
     outcome.added.extend(missing.iter().map(|p| p.device_id));
     // Members configured with no address to dial (a joiner leaves the dialling to the members
@@ -105,6 +109,9 @@ pub async fn reconcile(engine: &Engine) -> Result<Reconciled, MembershipError> {
     for device in configured.iter().filter(|d| view.members.contains_key(&d.device_id)) {
         if device.other.get("introducer").and_then(|v| v.as_bool()) == Some(true) {
             rest.patch_json(&format!("/rest/config/devices/{}", device.device_id), &serde_json::json!({ "introducer": false })).await?;
+        }
+        if device.other.get("paused").and_then(|v| v.as_bool()) == Some(true) {
+            outcome.paused.push(device.device_id);
         }
     }
     let folders = rest.folders().await?;

@@ -72,12 +72,30 @@ pub fn isolated(name: impl AsRef<str>, body: impl FnOnce(&Path)) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let ran = stdout.contains("1 passed") || stdout.contains("1 failed");
-    assert!(
-        output.status.success() && ran,
-        "isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
+    if !(output.status.success() && ran) {
+        eprintln!("isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", output.status);
+        // The inner panic once more, last and without a backtrace of this side: CI shows the head
+        // and the tail of a long log, and the message was in the part it cut.
+        eprintln!("--- {name}: {}", inner_panic(&stderr).unwrap_or_else(|| "no panic message (the inner test was killed?)".into()));
+        std::panic::resume_unwind(Box::new(format!("isolated test {name} failed")));
+    }
     assert!(leftovers.is_empty(), "test {name} left processes running: {leftovers:?}");
+}
+
+/// The first panic in a test's stderr: its `panicked at` line and message, without the backtrace.
+fn inner_panic(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at ")?;
+    let panic = &stderr[start..];
+    let end = panic.find("\nstack backtrace:").or_else(|| panic.find("\nnote: ")).unwrap_or(panic.len());
+    Some(panic[..end].trim_end().to_string())
+}
+
+#[test]
+fn inner_panic_is_the_message_without_the_backtrace() {
+    let stderr = "log line\n\nthread 't' (7) panicked at tests/it/x.rs:3:5:\nassertion `left == right` failed: two\n  left: 1\n right: 2\nstack backtrace:\n   0: f\n";
+    assert_eq!(inner_panic(stderr).as_deref(), Some("panicked at tests/it/x.rs:3:5:\nassertion `left == right` failed: two\n  left: 1\n right: 2"));
+    assert_eq!(inner_panic("panicked at a.rs:1:1:\nboom\nnote: run with `RUST_BACKTRACE=1`").as_deref(), Some("panicked at a.rs:1:1:\nboom"));
+    assert_eq!(inner_panic("killed"), None);
 }
 
 /// SIGKILLs every live process whose command line mentions `dir`; returns their PIDs.
