@@ -435,6 +435,9 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
         subject.wait_idle().await;
     }
 
+    if matches!(case, "big" | "small" | "many") {
+        settle_page_cache();
+    }
     // CPU of each process over a bulk case, from the first write until the subject is idle again.
     let ticks_of = |pids: &[u32]| -> Vec<u64> { pids.iter().map(|p| proc_cpu_ticks(*p)).collect() };
     let bulk_cpu_before = matches!(case, "big" | "small" | "many").then(|| (ticks_of(&subject.cpu_pids()), ticks_of(&subject.daemon_pids())));
@@ -642,6 +645,23 @@ fn target(baseline: &str, ours: Option<f64>, base: Option<f64>, limit: f64) -> S
 }
 
 /// `syncthing --version`'s version word, for the report.
+/// Flushes and drops the page cache before a bulk case, so every subject writes into memory in
+/// the same state. On this VM, page cache beyond the first ~0.5-1 GiB written since the last
+/// release of memory is memory the guest touches for the first time, and that costs the writer:
+/// `dd` of a 256 MiB file took 0.05 s of system time for the first two files and 0.26 s for the
+/// third, and 0.05 s again after `drop_caches`. Without this, whichever subject came second took
+/// 1.40-1.64 s for the 256 MiB file against 0.99-1.15 s for the first, raw-scan against itself
+/// included, its receiving Syncthing spending 290-540 ms in `pwrite` against 60-80 ms (Go CPU
+/// profiles, BENCH_CPUPROF_S). Needs root; without it the case runs as it is, with a warning.
+fn settle_page_cache() {
+    // SAFETY: sync(2) takes no arguments and only flushes.
+    unsafe { libc::sync() };
+    if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "1") {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| eprintln!("cannot drop the page cache before bulk cases ({e}): the second subject of a case may be slowed"));
+    }
+}
+
 fn syncthing_version() -> String {
     let Some(bin) = support::syncthing_binary() else { return "?".into() };
     let out = std::process::Command::new(&bin).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();

@@ -73,8 +73,9 @@ pub struct WatcherConfig {
     pub stable_interval: Duration,
     /// An echo mark also covers fs events up to this long before Syncthing reported the item.
     pub suppress_lookback: Duration,
-    /// Extra wait for changes that could be echoes of a pull (delete, new directory, chmod,
-    /// a file moved in from outside) but lack a mark so far: Syncthing reports `ItemStarted`
+    /// Extra wait for changes that could be echoes of a pull (delete, new directory, chmod, a
+    /// rename target notify did not pair) but lack a mark so far (a file moved in from outside
+    /// every folder cannot be one, `Change::MovedIn`): Syncthing reports `ItemStarted`
     /// just before it acts, and the event stream can lag the file system by a few ms. Content
     /// writes and paired renames never wait for this. A mark later than this costs one
     /// redundant scan (a no-op for Syncthing).
@@ -227,13 +228,17 @@ pub(crate) enum Change {
     Removed,
     RenamedFrom,
     RenamedTo,
+    /// The target of a rename whose source is outside every watched folder (inotify gave its
+    /// cookie to no `MOVED_FROM` here): a file moved in, complete, from elsewhere. Syncthing
+    /// renames only within a folder, so this is never an echo of a pull.
+    MovedIn,
 }
 
 impl Change {
     /// Whether Syncthing's pulls can produce this change on a real (non-temp) path, so that an
     /// echo mark may hide it. Content writes and closes only ever hit Syncthing's temp files.
     fn echo_possible(self) -> bool {
-        !matches!(self, Change::Written | Change::Closed)
+        !matches!(self, Change::Written | Change::Closed | Change::MovedIn)
     }
 
     /// Whether a writer may still be producing the file after this change.
@@ -409,7 +414,7 @@ impl Batcher {
             entry.awaiting_close = false;
             entry.first_event = now;
         }
-        if matches!(change, Change::Created | Change::RenamedTo | Change::Removed) {
+        if matches!(change, Change::Created | Change::RenamedTo | Change::MovedIn | Change::Removed) {
             // The path may now name a different kind of file.
             entry.kind_checked = false;
         }
@@ -794,6 +799,30 @@ fn changes_something(event: &notify::Result<Event>) -> bool {
     }
 }
 
+/// The cookies of the latest `MOVED_FROM` events: a `MOVED_TO` whose cookie is not among them
+/// came from outside every watched folder. inotify queues a rename's `MOVED_FROM` right before
+/// its `MOVED_TO`, so a few hundred cover renames that interleave; notify pairs only the latest
+/// one (its `Both` event), and a `MOVED_TO` it did not pair may still have a source here.
+#[derive(Debug, Default)]
+struct RenameSources {
+    cookies: VecDeque<usize>,
+}
+
+impl RenameSources {
+    const KEPT: usize = 256;
+
+    fn saw_from(&mut self, cookie: usize) {
+        if self.cookies.len() == Self::KEPT {
+            self.cookies.pop_front();
+        }
+        self.cookies.push_back(cookie);
+    }
+
+    fn from_seen(&self, cookie: usize) -> bool {
+        self.cookies.contains(&cookie)
+    }
+}
+
 /// fs events in one `PACE_WINDOW` above which the watcher handles them in batches.
 const PACE_THRESHOLD: usize = 256;
 const PACE_WINDOW: Duration = Duration::from_millis(100);
@@ -873,6 +902,7 @@ pub struct FastScanWatcher {
     /// minute: a big tree moved in can overflow it again and again).
     overflows: u64,
     overflow_reported: Option<Instant>,
+    rename_sources: RenameSources,
     on_limit: Option<Box<dyn Fn(&WatchLimit) + Send>>,
     // Dropping the backend stops the OS watches; kept last so it outlives nothing it feeds.
     _backend: RecommendedWatcher,
@@ -937,6 +967,7 @@ impl FastScanWatcher {
             reported: 0,
             overflows: 0,
             overflow_reported: None,
+            rename_sources: RenameSources::default(),
             on_limit: None,
             _backend: backend,
         })
@@ -1135,7 +1166,12 @@ impl FastScanWatcher {
             );
             return;
         }
-        let Some(change) = classify(&event.kind) else { return };
+        let Some(mut change) = classify(&event.kind) else { return };
+        match (event.kind, event.attrs.tracker()) {
+            (EventKind::Modify(ModifyKind::Name(RenameMode::From)), Some(cookie)) => self.rename_sources.saw_from(cookie),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), Some(cookie)) if !self.rename_sources.from_seen(cookie) => change = Change::MovedIn,
+            _ => {}
+        }
         for path in &event.paths {
             if let Some((folder, rel)) = self.relative(path) {
                 self.batcher.on_change(folder, &rel, change, now);
@@ -1501,6 +1537,31 @@ mod tests {
         assert!(take(&mut b, t + 29 * MS).is_empty());
         assert_eq!(b.next_deadline(), Some(t + 30 * MS));
         assert_eq!(take(&mut b, t + 30 * MS), vec![("f".into(), subs(&["agent-delete"]))]);
+    }
+
+    #[test]
+    fn a_file_moved_in_from_outside_skips_the_echo_hold() {
+        let mut b = Batcher::new(&["f".to_string()], WatcherConfig { echo_hold: 30 * MS, ..cfg() }, true);
+        let t = Instant::now();
+        b.on_change(0, "moved-in", Change::MovedIn, t);
+        // A rename target whose source was seen here may be Syncthing landing a pull.
+        b.on_change(0, "renamed", Change::RenamedTo, t);
+        assert_eq!(take(&mut b, t + 5 * MS), vec![("f".into(), subs(&["moved-in"]))]);
+        finish_all(&mut b, t + 6 * MS);
+        assert_eq!(take(&mut b, t + 30 * MS), vec![("f".into(), subs(&["renamed"]))]);
+    }
+
+    #[test]
+    fn a_rename_source_is_remembered_among_the_latest() {
+        let mut sources = RenameSources::default();
+        assert!(!sources.from_seen(7));
+        sources.saw_from(7);
+        assert!(sources.from_seen(7));
+        for cookie in 100..100 + RenameSources::KEPT {
+            sources.saw_from(cookie);
+        }
+        assert!(!sources.from_seen(7), "only the latest are kept");
+        assert!(sources.from_seen(100 + RenameSources::KEPT - 1));
     }
 
     #[test]

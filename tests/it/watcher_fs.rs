@@ -152,6 +152,30 @@ async fn a_single_write_is_scanned_exactly_once_after_close() {
     h.stop().await;
 }
 
+/// A file moved in complete from outside the folder cannot be Syncthing's (it renames only within
+/// a folder), so it skips the wait for a late echo mark; a delete, which a pull can make, waits.
+/// The hold is set to 5 s here so that the difference cannot come from a slow machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_moved_in_from_outside_is_not_held_as_a_possible_echo() {
+    let hold = Duration::from_secs(5);
+    let h = Harness::start(WatcherConfig { echo_hold: hold, ..WatcherConfig::default() }, Duration::from_millis(5)).await;
+    let outside = h.dir.path().join("outside.bin");
+    std::fs::write(&outside, vec![b'x'; 64 * 1024]).unwrap();
+    std::fs::rename(&outside, h.path("moved-in.bin")).unwrap();
+    let moved = Instant::now();
+    let calls = h.settle(QUIET, TIMEOUT).await;
+    assert_scanned(&calls, &["moved-in.bin"]);
+    assert!(calls[0].started.duration_since(moved) < hold, "held {:?} like a possible echo", calls[0].started.duration_since(moved));
+
+    h.clear();
+    std::fs::remove_file(h.path("moved-in.bin")).unwrap();
+    let removed = Instant::now();
+    let calls = h.settle(QUIET, TIMEOUT).await;
+    assert_scanned(&calls, &["moved-in.bin"]);
+    assert!(calls[0].started.duration_since(removed) >= hold, "a delete waits for a late echo mark");
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_written_slowly_is_scanned_once_when_complete() {
     let h = Harness::start(WatcherConfig::default(), Duration::from_millis(5)).await;
