@@ -10,9 +10,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::device_id::DeviceId;
 use crate::engine::events::EventData;
