@@ -435,12 +435,13 @@ async fn run_case<S: Subject>(subject: &S, work: &Path, case: &str, cases: &Case
         subject.wait_idle().await;
     }
 
-    if matches!(case, "big" | "small" | "many") {
+    let bulk = matches!(case, "big" | "small" | "many");
+    if bulk {
         settle_page_cache();
     }
     // CPU of each process over a bulk case, from the first write until the subject is idle again.
     let ticks_of = |pids: &[u32]| -> Vec<u64> { pids.iter().map(|p| proc_cpu_ticks(*p)).collect() };
-    let bulk_cpu_before = matches!(case, "big" | "small" | "many").then(|| (ticks_of(&subject.cpu_pids()), ticks_of(&subject.daemon_pids())));
+    let bulk_cpu_before = bulk.then(|| (ticks_of(&subject.cpu_pids()), ticks_of(&subject.daemon_pids())));
     // BENCH_CPUPROF_S (experiment): a Go CPU profile of each Syncthing over the first seconds of
     // each bulk case, into BENCH_PROF_DIR, for `go tool pprof -top`.
     let profile_s = env_num("BENCH_CPUPROF_S", 0);
@@ -644,7 +645,6 @@ fn target(baseline: &str, ours: Option<f64>, base: Option<f64>, limit: f64) -> S
     format!("   target {what}: {}", if o <= b * limit { "met" } else { "MISSED" })
 }
 
-/// `syncthing --version`'s version word, for the report.
 /// Flushes and drops the page cache before a bulk case, so every subject writes into memory in
 /// the same state. On this VM, page cache beyond the first ~0.5-1 GiB written since the last
 /// release of memory is memory the guest touches for the first time, and that costs the writer:
@@ -662,6 +662,7 @@ fn settle_page_cache() {
     }
 }
 
+/// `syncthing --version`'s version word, for the report.
 fn syncthing_version() -> String {
     let Some(bin) = support::syncthing_binary() else { return "?".into() };
     let out = std::process::Command::new(&bin).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();

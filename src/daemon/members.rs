@@ -112,7 +112,8 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         };
-        let next_pass = held.next_check().map_or(Instant::now() + SAFETY_NET, |check| check.min(Instant::now() + SAFETY_NET));
+        let safety_net = Instant::now() + SAFETY_NET;
+        let next_pass = held.next_check().map_or(safety_net, |check| check.min(safety_net));
         tokio::select! {
             _ = wait => {}
             _ = tokio::time::sleep_until(next_pass) => {}

@@ -29,6 +29,14 @@ fn shared_with(config: &serde_json::Value, folder: &str) -> Vec<String> {
     folder["devices"].as_array().expect("folder devices").iter().filter_map(|d| d["deviceID"].as_str().map(str::to_string)).collect()
 }
 
+/// A request to the engine's Syncthing REST API, with its key. The tests read what Syncthing
+/// saved and change what botsync would not, beside `Engine::rest`.
+fn syncthing_api(engine: &Engine, method: reqwest::Method, path_and_query: &str) -> reqwest::RequestBuilder {
+    let url = format!("http://127.0.0.1:{}{path_and_query}", engine.gui_port());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    http.request(method, url).header("X-API-Key", engine.state().api_key.expose())
+}
+
 /// Counts configuration commits through Syncthing's `ConfigSaved` events. A save that writes the
 /// configuration the previous save wrote is no commit: Syncthing saves again by itself a few
 /// seconds after a change (the wrapper's save timer, `minSaveInterval` in lib/config/wrapper.go,
@@ -44,9 +52,7 @@ impl Commits {
     }
 
     async fn get(engine: &Engine, path_and_query: &str) -> serde_json::Value {
-        let url = format!("http://127.0.0.1:{}{path_and_query}", engine.gui_port());
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let answer = http.get(url).header("X-API-Key", engine.state().api_key.expose()).send().await.expect("REST call");
+        let answer = syncthing_api(engine, reqwest::Method::GET, path_and_query).send().await.expect("REST call");
         answer.error_for_status().expect("REST answer").json().await.expect("JSON")
     }
 
@@ -150,10 +156,7 @@ fn a_batch_of_peers_is_two_commits_with_every_folder_shared() {
             // resumes a member once it has stayed paused for a while, and not at once.
             let stranded = &nine[0];
             let paused = |devices: &[botsync::engine::rest::DeviceConfig]| devices.iter().any(|d| d.device_id == stranded.device_id && d.other["paused"] == true);
-            let path = format!("/rest/config/devices/{}", stranded.device_id);
-            let http = reqwest::Client::builder().no_proxy().build().unwrap();
-            http.patch(format!("http://127.0.0.1:{}{path}", engine.gui_port()))
-                .header("X-API-Key", engine.state().api_key.expose())
+            syncthing_api(&engine, reqwest::Method::PATCH, &format!("/rest/config/devices/{}", stranded.device_id))
                 .json(&serde_json::json!({ "paused": true }))
                 .send()
                 .await
