@@ -17,6 +17,10 @@ use crate::root::SharedFolder;
 
 const RETRY: Duration = Duration::from_millis(250);
 const PROCESS_CHECK: Duration = Duration::from_secs(1);
+/// How long a poll waits when nothing is pulled. Each empty poll ends in a process check
+/// (`/rest/system/status`, a stop-the-world pause in Syncthing): on a quiet root, one every five
+/// minutes instead of every minute. A restart fails the open poll whatever its timeout.
+const IDLE_POLL: Duration = Duration::from_secs(300);
 /// After a batch, the next poll waits this long: a bulk pull's item events then come ~10 ms'
 /// worth to a request instead of one or two (hundreds of requests a second, each one work for
 /// Syncthing while it pulls). A third of the batcher's `echo_hold` (30 ms), so marks still come
@@ -59,7 +63,7 @@ pub async fn mark_pulled_items(rest: RestClient, marks: SuppressionHandle, mut s
     // longer hides the echo of a pulled delete or directory (a 40 ms pause while busy let such
     // echoes through in `watcher_syncthing`). An item event of a restarted Syncthing is a real
     // pull all the same, so the restart check runs once a second, not after every poll.
-    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]).with_process_check_every(PROCESS_CHECK);
+    let mut stream = EventStream::new(rest, &["ItemStarted", "ItemFinished"]).with_process_check_every(PROCESS_CHECK).with_poll_timeout(IDLE_POLL);
     loop {
         let batch = tokio::select! {
             batch = stream.next_batch() => batch,

@@ -1,11 +1,14 @@
 //! Keeps this root's Syncthing in line with the member list (`membership::reconcile`): at start,
 //! whenever a ledger arrives in the members folder, the configuration changes (a pairing added a
 //! device), a device knocks or connects (a member configured with no address gets its address
-//! then), and every `SAFETY_NET` in case an event was missed. Waiting on
-//! Syncthing's event long-poll keeps it idle when nothing changes. A member left paused by an
-//! interrupted `add_peers` is resumed once it has stayed paused for `LEFT_PAUSED` (`Held`): a
-//! pairing in progress resumes its own peers within milliseconds, and resuming them earlier
-//! would let a peer connect while its folders still restart, the race the pause is there for.
+//! then), when Syncthing restarted, and once per `SAFETY_NET` in case an event was missed. Waiting
+//! on Syncthing's event long-poll keeps it idle when nothing changes: the safety net is the poll's
+//! own timeout, so a quiet root costs Syncthing one poll and one pass every few minutes (each
+//! request is work for it: the pass's GETs and the poll's process check were a third of an idle
+//! Syncthing's CPU in the 100,000-file benchmark while the pass ran every 30 s). A member left
+//! paused by an interrupted `add_peers` is resumed once it has stayed paused for `LEFT_PAUSED`
+//! (`Held`): a pairing in progress resumes its own peers within milliseconds, and resuming them
+//! earlier would let a peer connect while its folders still restart, the race the pause is there for.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,16 +17,20 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::device_id::DeviceId;
-use crate::engine::events::EventData;
+use crate::engine::events::{EventData, EventStream};
 use crate::engine::Engine;
 use crate::membership;
 
 /// Events that can change what the member list asks of Syncthing. A ledger that arrives is a
 /// `LocalIndexUpdated` of the members folder (one per database commit of the puller, where
 /// `ItemFinished` would wake this loop for every file pulled into any folder).
-const EVENTS: &str = "LocalIndexUpdated,ConfigSaved,PendingDevicesChanged,DeviceConnected";
-const LONG_POLL: Duration = Duration::from_secs(60);
-const SAFETY_NET: Duration = Duration::from_secs(30);
+const EVENTS: [&str; 4] = ["LocalIndexUpdated", "ConfigSaved", "PendingDevicesChanged", "DeviceConnected"];
+/// A pass at least this often, event or not: the long-poll's timeout.
+const SAFETY_NET: Duration = Duration::from_secs(300);
+/// A restart fails the open poll, and the poll after a failure checks the process first (see
+/// `EventStream::with_process_check_every`); busy batches (a pull commits the shared folder's
+/// index many times a second) need no check each.
+const PROCESS_CHECK: Duration = Duration::from_secs(10);
 /// After a failed pass (Syncthing restarting): try again soon, not in a tight loop.
 const RETRY: Duration = Duration::from_secs(2);
 /// How long a member may stay paused before the daemon takes its resume for lost.
@@ -53,8 +60,9 @@ impl Held {
 }
 
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
-    let rest = engine.rest();
-    let mut since = 0u64;
+    let mut stream = EventStream::new(engine.rest(), &EVENTS).with_process_check_every(PROCESS_CHECK).with_poll_timeout(SAFETY_NET);
+    // The first pass reads the state itself; what Syncthing buffered before it is no news.
+    let _ = stream.skip_to_now().await;
     let mut last_error = String::new();
     let mut held = Held::default();
     loop {
@@ -94,14 +102,14 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                 return;
             }
             loop {
-                match rest.events(since, EVENTS, LONG_POLL, None).await {
+                match stream.next_batch().await {
                     Ok(batch) => {
-                        since = batch.iter().map(|e| e.id).max().unwrap_or(since).max(since);
-                        let relevant = batch.iter().any(|e| match &e.data {
+                        let relevant = batch.events.iter().any(|e| match &e.data {
                             EventData::LocalIndexUpdated(update) => update.folder == membership::FOLDER_ID,
                             _ => true,
                         });
-                        if relevant || batch.is_empty() {
+                        // An empty batch is the poll's timeout: the safety net's pass.
+                        if relevant || batch.restarted || batch.events.is_empty() {
                             return;
                         }
                     }
@@ -112,11 +120,15 @@ pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         };
-        let safety_net = Instant::now() + SAFETY_NET;
-        let next_pass = held.next_check().map_or(safety_net, |check| check.min(safety_net));
+        let held_check = async {
+            match held.next_check() {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = wait => {}
-            _ = tokio::time::sleep_until(next_pass) => {}
+            _ = held_check => {}
             _ = shutdown.changed() => return,
         }
     }
