@@ -3,9 +3,9 @@
 //! device), a device knocks or connects (a member configured with no address gets its address
 //! then), when Syncthing restarted, and once per `SAFETY_NET` in case an event was missed. Waiting
 //! on Syncthing's event long-poll keeps it idle when nothing changes: the safety net is the poll's
-//! own timeout, so a quiet root costs Syncthing one poll and one pass every few minutes (each
-//! request is work for it: the pass's GETs and the poll's process check were a third of an idle
-//! Syncthing's CPU in the 100,000-file benchmark while the pass ran every 30 s). A member left
+//! own timeout, so a quiet root costs Syncthing one poll and one pass every few minutes. Each
+//! request is work for it: with a pass every 30 s, the passes' GETs and the polls' process checks
+//! were a fifth to a third of an idle Syncthing's CPU in the 100,000-file benchmark. A member left
 //! paused by an interrupted `add_peers` is resumed once it has stayed paused for `LEFT_PAUSED`
 //! (`Held`): a pairing in progress resumes its own peers within milliseconds, and resuming them
 //! earlier would let a peer connect while its folders still restart, the race the pause is there for.
